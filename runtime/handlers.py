@@ -1,0 +1,125 @@
+"""Run a user's handler for a request: bind, admit, call (loop or pool), time out, encode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from .binding import Binder
+from .limits import Limiter
+from .manifest import Route
+from .responses import internal_error_response, iterate_sync, to_response
+
+_log = structlog.get_logger("runtime.handler")
+
+
+class HandlerTimeout(Exception):
+    """The handler ran past FLASH_REQUEST_TIMEOUT."""
+
+    def __init__(self, slot_outlives_call: bool = False):
+        super().__init__()
+        self.slot_outlives_call = slot_outlives_call
+
+
+class SyncPool:
+    """The threads that run plain `def` handlers, so they never block the event loop."""
+
+    def __init__(self, threads: int):
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
+
+    def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """Run `func` in a pool thread with the caller's context (request id in logs)."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, func, *args, **kwargs)
+        return asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self.submit(func, *args)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Handler:
+    """The Starlette endpoint for one manifest route."""
+
+    def __init__(self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float):
+        self.func = func
+        self.route = route
+        self.binder = Binder(func, route)
+        self.pool = pool
+        self.limiter = limiter
+        self.timeout = timeout or None
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None)
+        )
+        self.is_async_gen = inspect.isasyncgenfunction(func)
+
+    async def endpoint(self, request: Request) -> Response:
+        kwargs = await self.binder.bind(request)
+        await self.limiter.acquire()
+        try:
+            result = await self._call(kwargs)
+            response = to_response(result, request.headers.get("accept", ""), self._iterate_sync)
+        except HandlerTimeout as exc:
+            if not exc.slot_outlives_call:
+                self.limiter.release()
+            raise
+        except HTTPException:  # the handler's own deliberate status (fastapi.HTTPException too)
+            self.limiter.release()
+            raise
+        except Exception as exc:
+            self.limiter.release()
+            _log.error("handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc)
+            return internal_error_response(exc, request.scope["state"].get("request_id", ""))
+        except BaseException:
+            self.limiter.release()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._release_after(response.body_iterator)
+        else:
+            self.limiter.release()
+        return response
+
+    async def _call(self, kwargs: dict[str, Any]) -> Any:
+        if self.is_async or self.is_async_gen:
+            call = self.func(**kwargs)
+            if self.is_async_gen:
+                return call
+            try:
+                return await asyncio.wait_for(call, self.timeout)
+            except asyncio.TimeoutError:
+                raise HandlerTimeout from None
+        future = self.pool.submit(self.func, **kwargs)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except asyncio.TimeoutError:
+            # The thread cannot be stopped: keep its slot until it really returns.
+            future.add_done_callback(lambda _: self.limiter.release())
+            raise HandlerTimeout(slot_outlives_call=True) from None
+        if inspect.isawaitable(result):  # a `def` that returned a coroutine
+            try:
+                result = await asyncio.wait_for(result, self.timeout)
+            except asyncio.TimeoutError:
+                raise HandlerTimeout from None
+        return result
+
+    def _iterate_sync(self, iterator: Any) -> Any:
+        return iterate_sync(iterator, self.pool.run)
+
+    async def _release_after(self, body: Any) -> Any:
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            self.limiter.release()

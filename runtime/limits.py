@@ -1,0 +1,54 @@
+"""Admission control: how many requests run handlers at once, and how many may wait for a slot."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+
+class Overloaded(Exception):
+    """Every slot is busy and the waiting line is full."""
+
+
+class Limiter:
+    """A counting semaphore with a bounded, first-come-first-served waiting line.
+
+    `capacity` 0 means no cap: `acquire` never waits. A slot is given back by `release`, which
+    the caller invokes when the handler's work has really ended (for a `def` handler: when its
+    thread returns, even after the request itself timed out).
+    """
+
+    def __init__(self, capacity: int, max_pending: int):
+        self.capacity = capacity
+        self.max_pending = max_pending
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if self.capacity == 0 or (self.active < self.capacity and not self._waiters):
+            self.active += 1
+            return
+        if len(self._waiters) >= self.max_pending:
+            raise Overloaded
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over just as this waiter was cancelled
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes straight to the next in line
+                return
+        self.active -= 1

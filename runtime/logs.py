@@ -1,0 +1,63 @@
+"""structlog configuration: one JSON object a line on stdout (or a console format for terminals).
+
+The runtime's own lines go through structlog; lines from the standard `logging` module (the
+server's, the user's code) are rendered by the same processors, so the stream stays uniform.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+
+
+def _dumps_bytes(obj: Any, **_: Any) -> bytes:
+    return orjson.dumps(obj, default=repr)
+
+
+def _dumps_str(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=repr).decode()
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Set up structlog and route the standard library's logging through it."""
+    numeric = logging.getLevelName(level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "console":
+        final: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        stdlib_final: Any = final
+        factory: Any = structlog.PrintLoggerFactory(sys.stdout)
+        tail: list[Any] = []
+    else:
+        final = structlog.processors.JSONRenderer(serializer=_dumps_bytes)
+        stdlib_final = structlog.processors.JSONRenderer(serializer=_dumps_str)
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        tail = [structlog.processors.format_exc_info]
+    structlog.configure(
+        processors=[*shared, *tail, final],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, stdlib_final],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+def get_logger(name: str = "runtime") -> Any:
+    return structlog.get_logger(name)

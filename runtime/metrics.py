@@ -1,0 +1,55 @@
+"""Prometheus metrics, in a registry of the worker's own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+UNMATCHED = "<unmatched>"  # one label for every path no route matched, to bound cardinality
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """Request counts and latency by route and status, in-flight and pending gauges, boot phases."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "flash_requests", "Requests answered, by method, route and status.",
+            ("method", "route", "status"), registry=self.registry,
+        )
+        self.latency = Histogram(
+            "flash_request_duration_seconds", "Time from request start to the end of the response.",
+            ("route", "status"), buckets=_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge("flash_requests_in_flight", "Requests being served now.", registry=self.registry)
+        self.pending = Gauge(
+            "flash_requests_pending", "Requests waiting for a handler slot.", registry=self.registry
+        )
+        self.boot = Gauge(
+            "flash_boot_phase_seconds", "Duration of each boot phase.", ("phase",), registry=self.registry
+        )
+
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
+    def request_finished(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        self.in_flight.dec()
+        label_route = route or UNMATCHED
+        code = str(status)
+        self.requests.labels(method, label_route, code).inc()
+        self.latency.labels(label_route, code).observe(seconds)
+
+    def watch_pending(self, read: Callable[[], float]) -> None:
+        self.pending.set_function(read)
+
+    def record_boot(self, phases: dict[str, float]) -> None:
+        for phase, seconds in phases.items():
+            self.boot.labels(phase).set(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,141 @@
+"""Turn a handler's return value, or an error, into a response."""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import enum
+import inspect
+import pathlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import msgspec
+import orjson
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+# Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
+# decoded with their class-level default.
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class JSONResponse(Response):
+    """JSON encoded by orjson, with the types handlers commonly return."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encode_json(content)
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
+    dump = getattr(value, "model_dump", None)  # pydantic v2 models
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (pathlib.PurePath,)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays orjson does not take natively
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_json(content: Any) -> bytes:
+    return orjson.dumps(content, default=_default, option=_OPTIONS)
+
+
+def to_response(result: Any, accept: str, run_sync_iter: Any, background: BackgroundTask | None = None) -> Response:
+    """The response for a handler's return value."""
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return Response(bytes(result), media_type="application/octet-stream")
+    if inspect.isasyncgen(result) or inspect.isgenerator(result):
+        return stream_response(result, accept, run_sync_iter)
+    return JSONResponse(result)
+
+
+def stream_response(items: Any, accept: str, run_sync_iter: Any) -> StreamingResponse:
+    """Stream a generator: Server-Sent Events when the client asks for them, else NDJSON."""
+    sse = "text/event-stream" in accept
+    source: AsyncIterator[Any] = items if inspect.isasyncgen(items) else run_sync_iter(items)
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            async for item in source:
+                if sse:
+                    yield _sse_frame(item)
+                else:
+                    yield _ndjson_line(item)
+        finally:
+            # Stop the user's generator when the client goes away or the stream ends early.
+            closer = getattr(source, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    media = "text/event-stream" if sse else "application/x-ndjson"
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} if sse else None
+    return StreamingResponse(frames(), media_type=media, headers=headers)
+
+
+def _sse_frame(item: Any) -> bytes:
+    if isinstance(item, (bytes, bytearray)):
+        data = bytes(item)
+    elif isinstance(item, str):
+        data = item.encode()
+    else:
+        data = encode_json(item)
+    return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
+
+
+def _ndjson_line(item: Any) -> bytes:
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    return encode_json(item) + b"\n"
+
+
+def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse:
+    """The 500 body: the exception's class name only, never its message or traceback."""
+    return JSONResponse(
+        {"detail": "Internal Server Error", "error": type(exc).__name__, "request_id": request_id},
+        status_code=500,
+    )
+
+
+def iterate_sync(iterator: Iterator[Any], run_in_thread: Any) -> AsyncIterator[Any]:
+    """Drive a blocking iterator from the pool, one item per hop, so the loop never blocks."""
+
+    sentinel = object()
+
+    def step() -> Any:
+        return next(iterator, sentinel)
+
+    class _Items:
+        def __aiter__(self) -> "_Items":
+            return self
+
+        async def __anext__(self) -> Any:
+            item = await run_in_thread(step)
+            if item is sentinel:
+                raise StopAsyncIteration
+            return item
+
+        async def aclose(self) -> None:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await run_in_thread(close)
+
+    return _Items()

@@ -1,0 +1,202 @@
+"""Settings: one frozen structure, read from the environment once at boot."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """One or more environment variables hold a value the runtime cannot use."""
+
+
+class MetricsMode(str, enum.Enum):
+    """Where `/metrics` is served."""
+
+    HEALTH = "health"  # only on a separate PORT_HEALTH listener
+    ALWAYS = "1"
+    NEVER = "0"
+
+
+class ServerKind(str, enum.Enum):
+    HYPERCORN = "hypercorn"
+    UVICORN = "uvicorn"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the runtime reads from its environment, parsed and checked."""
+
+    module_path: Path
+    manifest_path: Path
+    resource_name: str | None = None
+    artifact_path: Path | None = None
+    app_venv: Path | None = None
+    startup_hook: str | None = None
+
+    host: str = "0.0.0.0"
+    port: int = 8000
+    health_port: int = 8000
+    log_level: str = "INFO"
+    log_format: str = "json"
+    server: ServerKind = ServerKind.HYPERCORN
+
+    max_concurrency: int = 0
+    max_pending: int = 100
+    sync_threads: int = 40
+    request_timeout: float = 330.0
+    max_body_bytes: int = 31_457_280
+    graceful_timeout: float = 25.0
+    drain_quiet: float = 1.0
+    keep_alive_timeout: float = 600.0
+
+    enable_execute: bool = False
+    openapi: bool = True
+    metrics: MetricsMode = MetricsMode.HEALTH
+
+    @property
+    def separate_health_port(self) -> bool:
+        return self.health_port != self.port
+
+    @property
+    def metrics_enabled(self) -> bool:
+        if self.metrics is MetricsMode.HEALTH:
+            return self.separate_health_port
+        return self.metrics is MetricsMode.ALWAYS
+
+    def public(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values, for the boot log line."""
+        return msgspec.to_builtins(self, enc_hook=str)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every variable; report all bad values at once."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        module_path = Path(reader.text("FLASH_MODULE_PATH", os.getcwd())).resolve()
+        manifest_default = str(module_path / "flash_manifest.json")
+        port = reader.number("PORT", 8000, int, _valid_port)
+        settings = dict(
+            module_path=module_path,
+            manifest_path=Path(reader.text("FLASH_MANIFEST_PATH", manifest_default)).resolve(),
+            resource_name=reader.text("FLASH_RESOURCE_NAME", None),
+            artifact_path=reader.path("FLASH_ARTIFACT_PATH"),
+            app_venv=reader.path("FLASH_APP_VENV"),
+            startup_hook=reader.text("FLASH_STARTUP_HOOK", None, _valid_hook),
+            host=reader.text("HOST", "0.0.0.0"),
+            port=port,
+            health_port=reader.number("PORT_HEALTH", port, int, _valid_port),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+            log_format=reader.choice("LOG_FORMAT", "json", ("json", "console")),
+            server=ServerKind(reader.choice("FLASH_SERVER", "hypercorn", tuple(k.value for k in ServerKind))),
+            max_concurrency=reader.number("FLASH_MAX_CONCURRENCY", 0, int, _non_negative),
+            max_pending=reader.number("FLASH_MAX_PENDING", 100, int, _non_negative),
+            sync_threads=reader.number("FLASH_SYNC_THREADS", 40, int, _positive),
+            request_timeout=reader.number("FLASH_REQUEST_TIMEOUT", 330.0, float, _non_negative),
+            max_body_bytes=reader.number("FLASH_MAX_BODY_BYTES", 31_457_280, int, _positive),
+            graceful_timeout=reader.number("FLASH_GRACEFUL_TIMEOUT", 25.0, float, _non_negative),
+            drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),
+            keep_alive_timeout=reader.number("FLASH_KEEP_ALIVE_TIMEOUT", 600.0, float, _positive),
+            enable_execute=reader.flag("FLASH_ENABLE_EXECUTE", False),
+            openapi=reader.flag("FLASH_OPENAPI", True),
+            metrics=MetricsMode(reader.choice("FLASH_METRICS", "health", tuple(m.value for m in MetricsMode))),
+        )
+        if settings["enable_execute"]:
+            deployed = [name for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_POD_ID") if env.get(name)]
+            if deployed:
+                reader.errors.append(
+                    f"FLASH_ENABLE_EXECUTE: /execute runs arbitrary code and is refused on a deployed "
+                    f"worker ({', '.join(deployed)} set)"
+                )
+        if reader.errors:
+            raise SettingsError("invalid settings: " + "; ".join(reader.errors))
+        return cls(**settings)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class _Reader:
+    """Reads variables and collects every error instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.errors: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str | None, check: Callable[[str], str | None] | None = None) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return default
+        problem = check(value) if check else None
+        if problem:
+            self.errors.append(f"{name}={value!r}: {problem}")
+            return default
+        return value
+
+    def path(self, name: str) -> Path | None:
+        value = self._raw(name)
+        return Path(value).resolve() if value is not None else None
+
+    def number(self, name: str, default: Any, kind: type, check: Callable[[Any], str | None]) -> Any:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            self.errors.append(f"{name}={value!r}: not {'an integer' if kind is int else 'a number'}")
+            return default
+        problem = check(parsed)
+        if problem:
+            self.errors.append(f"{name}={value!r}: {problem}")
+            return default
+        return parsed
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        self.errors.append(f"{name}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
+        return default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
+        value = self._raw(name)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            self.errors.append(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+            return default
+        return value
+
+
+def _valid_port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "not a TCP port (1-65535)"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or greater"
+
+
+def _valid_hook(value: str) -> str | None:
+    module, _, attr = value.partition(":")
+    return None if module and attr else "expected module:callable"

@@ -1,0 +1,148 @@
+"""Start the real entrypoint as a subprocess on free loopback ports and talk to it over TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "entrypoint.py"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Worker:
+    """One runtime process: its ports, its output lines, and the means to stop it."""
+
+    def __init__(self, module_path: Path | str, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = (), python: str = sys.executable):
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))},
+            "FLASH_MODULE_PATH": str(module_path),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "LOG_FORMAT": "json",
+            **(env or {}),
+        }
+        self.port = int(self.env["PORT"])
+        self.health_port = int(self.env.get("PORT_HEALTH", self.port))
+        self.lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [python, str(ENTRYPOINT), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lines_lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def logs(self) -> list[dict]:
+        """The JSON log lines printed so far (other lines skipped)."""
+        with self._lines_lock:
+            lines = list(self.lines)
+        out = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def output(self) -> str:
+        with self._lines_lock:
+            return "\n".join(self.lines)
+
+    def wait_status(self, status: int, path: str = "/ping", timeout: float = 30.0) -> httpx.Response:
+        """Poll `path` on the health port until it answers `status`."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                response = httpx.get(self.health_url + path, timeout=2.0)
+                if response.status_code == status:
+                    return response
+                last = response.status_code
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.02)
+        raise AssertionError(f"{path} never answered {status} (last: {last!r}):\n{self.output()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> "Worker":
+        self.wait_status(200, timeout=timeout)
+        return self
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def stop(self) -> None:
+        """Stop the process by PID, forcefully if it does not exit on SIGTERM."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_check(module_path: Path | str, env: dict[str, str] | None = None,
+              timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run the entrypoint to completion (startup errors, --check) and capture its output."""
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))},
+        "FLASH_MODULE_PATH": str(module_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        **(env or {}),
+    }
+    args = full_env.pop("_ARGS", "").split()
+    return subprocess.run([sys.executable, str(ENTRYPOINT), *args], env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,223 @@
+"""The HTTP contract over TCP against the real entrypoint: statuses, bodies, binding kinds."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.fixture(scope="module")
+def client(core_worker):
+    with httpx.Client(base_url=core_worker.url, timeout=10) as c:
+        yield c
+
+
+def detail(response: httpx.Response) -> dict:
+    body = response.json()
+    assert isinstance(body["detail"], list) and len(body["detail"]) == 1, body
+    return body["detail"][0]
+
+
+# --- success and binding kinds -------------------------------------------------------------
+
+def test_scalars_with_defaults(client):
+    r = client.post("/scalars", json={"y": 3})
+    assert r.status_code == 200
+    assert r.json() == {"y": 3, "ratio": 1.5, "name": "anon", "flag": False}
+
+
+def test_lax_conversion_accepts_what_the_reference_accepts(client):
+    r = client.post("/scalars", json={"y": "5", "ratio": "2.5", "flag": "true"})
+    assert r.status_code == 200
+    assert r.json() == {"y": 5, "ratio": 2.5, "name": "anon", "flag": True}
+
+
+def test_unknown_keys_are_ignored(client):
+    r = client.post("/scalars", json={"y": 1, "unexpected": [1, 2]})
+    assert r.status_code == 200 and r.json()["y"] == 1
+
+
+def test_literal_enum_optional(client):
+    r = client.post("/options", json={"mode": "fast", "color": "green", "tags": ["a"]})
+    assert r.status_code == 200
+    assert r.json() == {"mode": "fast", "color": "green", "note": None, "tags": ["a"]}
+
+
+@pytest.mark.parametrize("body, loc", [
+    ({"mode": "medium", "color": "red"}, ["body", "mode"]),
+    ({"mode": "fast", "color": "blue"}, ["body", "color"]),
+    ({"mode": "fast", "color": "red", "tags": "notalist"}, ["body", "tags"]),
+])
+def test_literal_enum_optional_invalid(client, body, loc):
+    r = client.post("/options", json=body)
+    assert r.status_code == 422
+    assert detail(r)["loc"] == loc
+
+
+def test_containers(client):
+    body = {"numbers": [1, "2", 3], "weights": {"a": 0.5}, "matrix": [[1, 2], [3, 4]]}
+    r = client.post("/containers", json=body)
+    assert r.status_code == 200
+    assert r.json() == {"total": 6, "weights": {"a": 0.5}, "matrix": [[1, 2], [3, 4]]}
+
+
+def test_nested_container_error_location(client):
+    r = client.post("/containers", json={"numbers": [], "weights": {}, "matrix": [[1, "x"]]})
+    assert r.status_code == 422
+    error = detail(r)
+    assert error["loc"] == ["body", "matrix", 0, 1]
+    assert error["type"] == "int_parsing"
+
+
+def test_dataclass_typeddict_struct(client):
+    body = {"point": {"x": "1"}, "person": {"name": "ada", "age": 36}, "box": {"width": 2, "height": 3}}
+    r = client.post("/structured", json=body)
+    assert r.status_code == 200
+    assert r.json() == {
+        "point": {"x": 1, "y": 0},
+        "person": {"name": "ada", "age": 36},
+        "area": 6.0,
+        "box": {"width": 2.0, "height": 3.0, "label": "box"},
+    }
+
+
+def test_struct_missing_field_location(client):
+    body = {"point": {"x": 1}, "person": {"name": "ada"}, "box": {"width": 2, "height": 3}}
+    r = client.post("/structured", json=body)
+    assert r.status_code == 422
+    assert detail(r) | {"msg": None} == {"type": "missing", "loc": ["body", "person", "age"], "msg": None}
+
+
+def test_get_query_parameters(client):
+    r = client.get("/search", params=[("q", "cats"), ("limit", "3"), ("tags", "a"), ("tags", "b"), ("exact", "false")])
+    assert r.status_code == 200
+    assert r.json() == {"q": "cats", "limit": 3, "tags": ["a", "b"], "exact": False}
+
+
+def test_get_query_defaults(client):
+    r = client.get("/search", params={"q": "x"})
+    assert r.json() == {"q": "x", "limit": 10, "tags": [], "exact": None}
+
+
+def test_get_query_invalid(client):
+    r = client.get("/search", params={"q": "x", "limit": "many"})
+    assert r.status_code == 422
+    assert detail(r)["loc"] == ["query", "limit"]
+    r = client.get("/search")
+    assert r.status_code == 422
+    assert detail(r)["loc"] == ["query", "q"] and detail(r)["type"] == "missing"
+
+
+def test_path_parameter_converted(client):
+    r = client.get("/items/42", params={"verbose": "1"})
+    assert r.status_code == 200
+    assert r.json() == {"item_id": 42, "verbose": True}
+
+
+def test_path_parameter_invalid(client):
+    r = client.get("/items/forty-two")
+    assert r.status_code == 422
+    assert detail(r)["loc"] == ["path", "item_id"]
+
+
+def test_put_sync_handler_runs_in_pool_with_path_and_body(client):
+    r = client.put("/items/7", json={"name": "seven"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["item_id"] == 7 and body["name"] == "seven"
+    assert body["thread"].startswith("handler")  # a pool thread, never the event loop's
+
+
+def test_patch_and_delete(client):
+    assert client.patch("/items/3", json={"fields": {"a": 1}}).json() == {"item_id": 3, "fields": {"a": 1}}
+    assert client.delete("/items/3").json() == {"deleted": 3}
+
+
+def test_handler_without_parameters_ignores_the_body(client):
+    r = client.post("/no-params", content=b"{not json at all")
+    assert r.status_code == 200 and r.json() == {"ok": True}
+
+
+def test_return_values_are_encoded(client):
+    r = client.get("/values")
+    assert r.status_code == 200
+    assert r.json() == {
+        "when": "2026-01-02T03:04:05+00:00",
+        "id": "12345678-1234-5678-1234-567812345678",
+        "point": {"x": 1, "y": 2},
+        "box": {"width": 2.0, "height": 3.0, "label": "box"},
+        "nothing": None,
+        "list": [1, "a", None],
+    }
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_none_is_json_null(client):
+    r = client.get("/nothing")
+    assert r.status_code == 200 and r.content == b"null"
+
+
+# --- the status table ------------------------------------------------------------------------
+
+def test_malformed_json_is_422_json_invalid(client):
+    r = client.post("/scalars", content=b'{"y": 1', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    error = detail(r)
+    assert error["type"] == "json_invalid" and error["loc"][0] == "body"
+
+
+def test_missing_parameter_is_422_with_location(client):
+    r = client.post("/scalars", json={})
+    assert r.status_code == 422
+    assert detail(r) == {"type": "missing", "loc": ["body", "y"], "msg": "Field required"}
+
+
+def test_invalid_parameter_is_422(client):
+    r = client.post("/scalars", json={"y": "abc"})
+    assert r.status_code == 422
+    assert detail(r)["loc"] == ["body", "y"] and detail(r)["type"] == "int_parsing"
+
+
+def test_body_that_is_not_an_object_is_422(client):
+    r = client.post("/scalars", json=[1, 2])
+    assert r.status_code == 422
+    assert detail(r)["loc"] == ["body"]
+
+
+def test_unknown_route_is_404(client):
+    r = client.get("/does-not-exist")
+    assert r.status_code == 404
+    assert r.json() == {"detail": "Not Found"}
+
+
+def test_wrong_method_is_405_with_allow(client):
+    r = client.get("/scalars")
+    assert r.status_code == 405
+    assert r.json() == {"detail": "Method Not Allowed"}
+    assert r.headers["allow"] == "POST"
+
+
+def test_handler_error_is_500_without_the_message(client, core_worker):
+    r = client.post("/boom", json={}, headers={"X-Request-ID": "req-boom-1"})
+    assert r.status_code == 500
+    assert r.json() == {"detail": "Internal Server Error", "error": "ValueError", "request_id": "req-boom-1"}
+    assert "secret" not in r.text
+    # The traceback goes to the log, with the request id.
+    errors = [line for line in core_worker.logs() if line.get("event") == "handler raised"]
+    assert any(line.get("request_id") == "req-boom-1" and "secret detail" in line.get("exception", "")
+               for line in errors), errors
+
+
+def test_request_id_is_echoed_or_generated(client):
+    r = client.post("/scalars", json={"y": 1}, headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    generated = {client.post("/scalars", json={"y": 1}).headers["x-request-id"] for _ in range(3)}
+    assert len(generated) == 3 and all(len(value) == 32 for value in generated)
+    for response in (client.get("/nowhere"), client.get("/scalars"), client.post("/scalars", json={})):
+        assert response.headers.get("x-request-id")
+
+
+def test_ping_is_healthy(client):
+    r = client.get("/ping")
+    assert r.status_code == 200 and r.json() == {"status": "healthy"}
+    assert r.headers.get("x-request-id")
