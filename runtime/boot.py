@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ from .errors import StartupError
 from .handlers import Handler, SyncPool
 from .health import Health, HealthState
 from .limits import Limiter
-from .loader import extend_sys_path, import_handlers, resolve_hook, run_hook
+from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
 from .manifest import Route, load_manifest, resource_routes, select_resource
 from .metrics import Metrics
 from .server import Server, bind_address
@@ -115,7 +114,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     async def boot() -> bool:
         nonlocal finished
         try:
-            app = await asyncio.to_thread(load_application, settings, pool, limiter)
+            app = await in_daemon_thread(load_application, settings, pool, limiter)
             if app.hook is not None:
                 start = time.perf_counter()
                 await run_hook(settings.startup_hook or "", app.hook)

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import site
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,13 +131,44 @@ def resolve_hook(spec: str) -> Callable[[], Any]:
     return hook
 
 
+def in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """Run blocking boot work (imports, model loading) off the loop, in a daemon thread.
+
+    Unlike the loop's default executor, a daemon thread does not hold the process open: a
+    SIGTERM during a long import can exit without waiting for it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(error: BaseException | None, value: Any) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        try:
+            value, error = func(*args), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, error, value)
+        except RuntimeError:
+            pass  # the loop is already closed: the process is exiting
+
+    threading.Thread(target=run, name="boot", daemon=True).start()
+    return future
+
+
 async def run_hook(spec: str, hook: Callable[[], Any]) -> None:
     """Run the startup hook: an async one on the loop, a plain one in a thread."""
     try:
         if inspect.iscoroutinefunction(hook):
             await hook()
         else:
-            result = await asyncio.to_thread(hook)
+            result = await in_daemon_thread(hook)
             if inspect.isawaitable(result):
                 await result
     except Exception as exc:

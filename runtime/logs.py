@@ -57,6 +57,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    logging.captureWarnings(True)  # warnings (deprecations at import) become log lines too
 
 
 def get_logger(name: str = "runtime") -> Any:

@@ -64,6 +64,14 @@ class Route(msgspec.Struct, frozen=True):
         return tuple(_PATH_PARAM.findall(self.path))
 
 
+class _ManifestOuter(msgspec.Struct):
+    """The manifest with each resource left raw, so an error can name its resource."""
+
+    resources: dict[str, msgspec.Raw]
+
+
+_outer_decoder = msgspec.json.Decoder(_ManifestOuter)
+_resource_decoder = msgspec.json.Decoder(Resource)
 _decoder = msgspec.json.Decoder(Manifest)
 
 
@@ -76,6 +84,15 @@ def load_manifest(path: Path) -> Manifest:
     except OSError as exc:
         raise StartupError(f"manifest unreadable: {path}: {exc.strerror}") from None
     try:
+        outer = _outer_decoder.decode(data)
+        for name, raw in outer.resources.items():
+            try:
+                _resource_decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                where = str(exc).replace("`$", f"`$.resources.{name}")
+                if " - at `" not in where:
+                    where += f" - at `$.resources.{name}`"
+                raise StartupError(f"manifest invalid: {path}: {where}") from None
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise StartupError(f"manifest invalid: {path}: {exc}") from None

@@ -1,0 +1,148 @@
+"""Workers behind HAProxy under load: rolling restart, crash, and a worker that boots slowly.
+
+Each scenario prints `scenario: sent=N ok=N failed=N` to the terminal (also under capture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cluster.cluster import EXAMPLE_APP, Cluster, default_app  # noqa: E402
+from cluster.load import Call, Load, Report  # noqa: E402
+
+TEST_APP = Path(__file__).resolve().parent / "app"
+CHECK_INTERVAL = 1.0  # `inter 1s` in cluster/haproxy.cfg.tmpl
+
+if shutil.which("haproxy") is None and os.environ.get("CI", "").lower() not in ("1", "true"):
+    pytest.skip("haproxy is not installed (bash cluster/setup.sh installs it)",
+                allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def haproxy_installed() -> None:
+    # Reached only in CI without haproxy: there it is a failure, not a skip.
+    if shutil.which("haproxy") is None:
+        pytest.fail("haproxy is not installed: .ci/run must run cluster/setup.sh")
+
+
+@pytest.fixture
+def report_line(capsys: pytest.CaptureFixture):
+    def emit(scenario: str, report: Report, **extra: object) -> None:
+        details = "".join(f" {key}={value}" for key, value in extra.items())
+        with capsys.disabled():
+            print(f"\n{report.line(scenario)}{details}", flush=True)
+    return emit
+
+
+def app_calls(app: Path) -> list[Call]:
+    """A mix of the app's routes: the example app's, or flash-demo's when it stands in."""
+    if app.resolve() == EXAMPLE_APP.resolve():
+        return [Call("POST", "/echo", {"message": "hi", "repeat": 2}),
+                Call("POST", "/sum", {"numbers": [1, 2, 3.5]}),
+                Call("GET", "/items/7?verbose=true"),
+                Call("GET", "/health")]
+    return [Call("POST", "/process", {"input_data": {"n": 1}}), Call("GET", "/health")]
+
+
+def test_rolling_restart_under_load_fails_no_request(report_line) -> None:
+    app = default_app()
+    cluster = Cluster(app, workers=3)
+    with cluster:
+        load = Load(cluster.url, app_calls(app), concurrency=8, max_requests=60000,
+                    max_seconds=90).start()
+        load.running_for(1.0)
+        exits = cluster.rolling_restart(timeout=60)
+        load.running_for(1.0)
+        report = load.stop()
+        restarted = {name: cluster.log_records(name, generation=2) for name in cluster.slots}
+    report_line("rolling_restart", report, workers=3,
+                drain_seconds="/".join(f"{e.seconds:.1f}" for e in exits))
+
+    assert report.failed == 0, report.describe_failures()
+    assert report.sent >= 300, "the load loop hardly ran"
+    assert [(e.signal, e.returncode) for e in exits] == [("SIGTERM", 0)] * 3
+    for name, records in restarted.items():
+        served = [r for r in records if r.get("event") == "request"]
+        assert served, f"the new {name} never served a request"
+    cluster.cleanup()
+
+
+def test_crashed_worker_loses_only_its_requests_in_flight(report_line) -> None:
+    cluster = Cluster(TEST_APP, workers=3)
+    with cluster:
+        load = Load(cluster.url, [Call("POST", "/work", {"ms": 200})], concurrency=12,
+                    max_requests=20000, max_seconds=60).start()
+        load.running_for(1.5)
+        in_flight = int(cluster.stats()["w2"]["scur"])
+        killed_at = time.monotonic()
+        cluster.kill("w2")
+        removed_after = cluster.wait_status("w2", "DOWN", timeout=10)
+        load.running_for(2.0)
+        cluster.start_worker("w2")
+        cluster.wait_status("w2", "UP", timeout=60)
+        back_at = time.monotonic()
+        load.running_for(1.0)
+        report = load.stop()
+    report_line("crash", report, in_flight_on_killed=in_flight,
+                removed_after_s=f"{removed_after:.2f}")
+
+    # Only what was on the dead worker when it died may fail; every later request is
+    # sent (or, after a refused connect, re-sent) to a live worker.
+    late = [o for o in report.failures if o.start >= killed_at]
+    assert not late, f"{len(late)} requests sent after the kill failed: {report.describe_failures()}"
+    assert report.failed <= load.concurrency, report.describe_failures()
+    assert removed_after <= CHECK_INTERVAL + 0.5
+    assert report.sent - report.failed >= 100
+    assert any(o.worker == "w2" and o.start > back_at for o in report.outcomes), \
+        "the replacement worker got no traffic"
+    cluster.cleanup()
+
+
+def test_booting_worker_gets_no_traffic_before_ready(report_line) -> None:
+    cluster = Cluster(TEST_APP, workers=2, spare=("booting",))
+    with cluster:
+        load = Load(cluster.url, [Call("POST", "/work", {"ms": 20}), Call("GET", "/health")],
+                    concurrency=8, max_requests=30000, max_seconds=60).start()
+        load.running_for(0.5)
+        slot = cluster.start_worker("booting", env={
+            "FLASH_STARTUP_HOOK": "cluster_app:slow_start",
+            "CLUSTER_APP_STARTUP_SECONDS": "3",
+        })
+        statuses = []  # (ping status, HAProxy's view) while the worker boots
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                ping = httpx.get(slot.url + "/ping", timeout=2).status_code
+            except httpx.TransportError:
+                ping = None
+            statuses.append((ping, cluster.status("booting")))
+            if ping == 200:
+                break
+            time.sleep(0.1)
+        cluster.wait_status("booting", "UP", timeout=10)
+        load.running_for(1.5)
+        report = load.stop()
+        records = cluster.log_records("booting")
+    events = [r.get("event") for r in records]
+    assert "ready" in events, events
+    before_ready = events[:events.index("ready")].count("request")
+    after_ready = events[events.index("ready"):].count("request")
+    report_line("booting_worker", report, before_ready=before_ready, after_ready=after_ready)
+
+    assert (204, "DOWN") in statuses, f"never saw the worker booting: {statuses}"
+    assert all(view == "DOWN" for ping, view in statuses if ping != 200), statuses
+    assert before_ready == 0
+    assert after_ready > 0, "the worker never got traffic once ready"
+    assert report.failed == 0, report.describe_failures()
+    cluster.cleanup()

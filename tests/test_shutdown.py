@@ -1,0 +1,126 @@
+"""SIGTERM: /ping turns 503 at once, what is in flight completes, the process exits 0."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+from conftest import CORE_APP
+
+from support import Worker
+
+
+def _post_in_background(url: str, json: dict, results: list) -> threading.Thread:
+    def run() -> None:
+        try:
+            results.append(httpx.post(url, json=json, timeout=30))
+        except httpx.HTTPError as exc:  # recorded, so the test can fail on it
+            results.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_in_flight(worker: Worker, route: str) -> None:
+    """Give the request time to reach the handler (the server has read it)."""
+    time.sleep(0.5)
+
+
+def test_sigterm_with_a_slow_request_in_flight(tmp_path):
+    with Worker(CORE_APP, env={"FLASH_GRACEFUL_TIMEOUT": "20", "FLASH_DRAIN_QUIET": "0.5"}) as worker:
+        worker.wait_ready()
+        results: list = []
+        thread = _post_in_background(worker.url + "/slow-sync", {"seconds": 3}, results)
+        _wait_in_flight(worker, "/slow-sync")
+        sent = time.monotonic()
+        worker.signal(signal.SIGTERM)
+
+        # /ping turns 503 draining at once, while the slow request still runs.
+        draining = worker.wait_status(503, timeout=2)
+        assert draining.json() == {"status": "draining"}
+        assert time.monotonic() - sent < 1.5
+
+        thread.join(30)
+        assert len(results) == 1 and isinstance(results[0], httpx.Response), results
+        assert results[0].status_code == 200 and results[0].json()["slept"] == 3
+        assert worker.wait_exit(30) == 0
+        events = [line["event"] for line in worker.logs()]
+        assert events.index("draining") < events.index("closing listener") < events.index("stopped")
+
+
+def test_requests_arriving_while_draining_are_served(tmp_path):
+    with Worker(CORE_APP, env={"FLASH_GRACEFUL_TIMEOUT": "20", "FLASH_DRAIN_QUIET": "2"}) as worker:
+        worker.wait_ready()
+        results: list = []
+        thread = _post_in_background(worker.url + "/slow-async", {"seconds": 2}, results)
+        _wait_in_flight(worker, "/slow-async")
+        worker.signal(signal.SIGTERM)
+        worker.wait_status(503, timeout=2)
+        # The load balancer has not noticed yet: a new request still gets an answer,
+        # with Connection: close so the client reconnects elsewhere.
+        late = httpx.post(worker.url + "/scalars", json={"y": 1}, timeout=10)
+        assert late.status_code == 200 and late.headers["connection"] == "close"
+        thread.join(30)
+        assert isinstance(results[0], httpx.Response) and results[0].status_code == 200
+        assert worker.wait_exit(30) == 0
+
+
+def test_idle_worker_exits_promptly_on_sigterm():
+    with Worker(CORE_APP, env={"FLASH_DRAIN_QUIET": "0.5"}) as worker:
+        worker.wait_ready()
+        start = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(10) == 0
+        assert time.monotonic() - start < 5
+
+
+def test_sigint_drains_like_sigterm():
+    with Worker(CORE_APP, env={"FLASH_DRAIN_QUIET": "0.2"}) as worker:
+        worker.wait_ready()
+        worker.signal(signal.SIGINT)
+        assert worker.wait_exit(10) == 0
+
+
+def test_second_signal_exits_at_once():
+    with Worker(CORE_APP, env={"FLASH_GRACEFUL_TIMEOUT": "30", "FLASH_DRAIN_QUIET": "0.2"}) as worker:
+        worker.wait_ready()
+        results: list = []
+        thread = _post_in_background(worker.url + "/slow-sync", {"seconds": 10}, results)
+        _wait_in_flight(worker, "/slow-sync")
+        worker.signal(signal.SIGTERM)
+        worker.wait_status(503, timeout=2)
+        start = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(10) == 1
+        assert time.monotonic() - start < 3
+        thread.join(15)
+
+
+def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit():
+    with Worker(CORE_APP, env={"FLASH_GRACEFUL_TIMEOUT": "2", "FLASH_DRAIN_QUIET": "0.2"}) as worker:
+        worker.wait_ready()
+        results: list = []
+        thread = _post_in_background(worker.url + "/slow-async", {"seconds": 20}, results)
+        _wait_in_flight(worker, "/slow-async")
+        start = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(15) == 0
+        assert time.monotonic() - start < 6
+        thread.join(15)
+
+
+def test_sigterm_while_still_booting_exits_without_waiting_for_the_import(tmp_path):
+    from conftest import lb_manifest, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("slowmod", "hello", "GET", "/hello")), {
+        "slowmod.py": "import time\ntime.sleep(30)\nasync def hello() -> dict:\n    return {}\n",
+    })
+    with Worker(app) as worker:
+        worker.wait_status(204, timeout=10)
+        start = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(10) == 0
+        assert time.monotonic() - start < 5
