@@ -22,7 +22,7 @@ from .health import Health, HealthState
 from .limits import Overloaded
 from .metrics import Metrics
 from .middleware import RequestContext, request_id_from, send_json, too_large_body
-from .responses import JSONResponse, internal_error_response
+from .responses import JSONResponse, encode_json, internal_error_response
 from .settings import Settings
 from .types import Receive, Scope, Send
 
@@ -100,13 +100,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def build_routed_app(
-    handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics,
-    extra_routes: list[BaseRoute] = (),
+    handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics, executor: Any = None,
 ) -> RequestContext:
-    """The user's routes (plus runtime routes such as /execute) behind the request middleware."""
-    routes: list[BaseRoute] = [*extra_routes]
+    """The user's routes, plus /execute, /openapi.json and /docs when enabled, behind the middleware."""
+    routes: list[BaseRoute] = []
+    if executor is not None:
+        routes.append(Route("/execute", executor.endpoint, methods=["POST"], name="execute"))
     for handler in handlers:
         routes.append(Route(handler.route.path, handler.endpoint, methods=[handler.route.method], name=handler.route.function))
+    if settings.openapi:
+        # After the user's routes: an app that defines /docs itself keeps it.
+        routes.extend(_openapi_routes(handlers))
     app = Starlette(
         routes=routes,
         exception_handlers={
@@ -117,11 +121,26 @@ def build_routed_app(
             Exception: _internal_error,
         },
     )
-    app.router.redirect_slashes = False
     # Starlette's cap counts what a chunked body has sent so far; RequestContext answers a
     # declared Content-Length over the cap before anything is read.
     capped = RequestBodyLimitMiddleware(app, max_body_size=settings.max_body_bytes)
     return RequestContext(capped, health, metrics, settings.max_body_bytes)
+
+
+def _openapi_routes(handlers: list[Handler]) -> list[BaseRoute]:
+    from . import __version__
+    from .openapi import DOCS_HTML, build_openapi
+
+    document = encode_json(build_openapi(handlers, "Flash worker", __version__))
+    page = DOCS_HTML.read_bytes() if DOCS_HTML.is_file() else b"<!doctype html><title>API</title>"
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
 
 
 def _request_id(request: Request) -> str:

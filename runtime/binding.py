@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import enum
 import inspect
-import re
 import types
 import typing
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from starlette.requests import Request
 
 from .errors import RequestValidationError, StartupError
 from .manifest import Route
+from .validation import json_error, validation_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SCALARS = (int, float, str, bool, type(None))
@@ -129,6 +129,8 @@ class _SourceCodec:
         self.struct = struct
         self.names = tuple(p.name for p in params)
         self.decoder = msgspec.json.Decoder(struct, strict=False)
+        self.fields = {p.name: p.annotation for p in params}
+        self.bools = frozenset(p.name for p in params if _strip_none(p.annotation) is bool)
         self.sequences = frozenset(p.name for p in params if _is_sequence(p.annotation))
         self.structured = frozenset(
             p.name for p in params if p.name not in self.sequences and not _is_scalar(p.annotation)
@@ -167,18 +169,28 @@ class _SourceCodec:
         return out
 
     def decode_json(self, body: bytes) -> dict[str, Any]:
+        body = body or b"{}"
         try:
-            return self._result(self.decoder.decode(body or b"{}"))
-        except msgspec.ValidationError as exc:
-            raise RequestValidationError([validation_error(self.source, exc)]) from None
+            return self._result(self.decoder.decode(body))
         except msgspec.DecodeError as exc:
-            raise RequestValidationError([json_error(body, exc)]) from None
+            if not isinstance(exc, msgspec.ValidationError):
+                raise RequestValidationError([json_error(body, exc)]) from None
+            error = exc
+        # The slow path, for errors only: pydantic's wider boolean words, then the error entry.
+        data = msgspec.json.decode(body)
+        if isinstance(data, dict) and _normalize_bools(data, self.bools):
+            try:
+                return self._result(msgspec.convert(data, self.struct, strict=False))
+            except msgspec.ValidationError as exc:
+                error = exc
+        raise RequestValidationError([validation_error(self.source, error, self.fields, lambda: data)]) from None
 
     def convert(self, values: dict[str, Any]) -> dict[str, Any]:
+        _normalize_bools(values, self.bools)
         try:
             return self._result(msgspec.convert(values, self.struct, strict=False))
         except msgspec.ValidationError as exc:
-            raise RequestValidationError([validation_error(self.source, exc)]) from None
+            raise RequestValidationError([validation_error(self.source, exc, self.fields, lambda: values)]) from None
 
     def query_values(self, request: Request) -> dict[str, Any]:
         query = request.query_params
@@ -203,6 +215,28 @@ class _SourceCodec:
                         pass  # left as a string: validation reports the type error
                 values[name] = raw
         return values
+
+
+_TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on", "t"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "n", "off", "f"})
+
+
+def _normalize_bools(values: dict[str, Any], names: frozenset[str]) -> bool:
+    """Turn pydantic's boolean words (yes/no, on/off, ...) into ones msgspec reads; True if any."""
+    changed = False
+    for name in names:
+        value = values.get(name)
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in _TRUE_WORDS or word in _FALSE_WORDS:
+                values[name] = word in _TRUE_WORDS
+                changed = True
+    return changed
+
+
+def _strip_none(annotation: Any) -> Any:
+    args = [a for a in _union_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else annotation
 
 
 def _copier(value: Any) -> Callable[[], Any]:
@@ -362,7 +396,16 @@ def _validate_model(param: Param, body: bytes) -> Any:
     try:
         return param.annotation.model_validate_json(body)
     except ValidationError as exc:
-        raise RequestValidationError(_pydantic_errors(exc, ["body"])) from None
+        errors = _pydantic_errors(exc, ["body"])
+    if errors and errors[0]["type"] == "json_invalid":
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as decode_error:
+            errors = [json_error(body, decode_error)]
+    for error in errors:
+        if error["type"] == "model_type" and error["loc"] == ["body"]:
+            error["type"] = "model_attributes_type"  # FastAPI's name for a body that is no object
+    raise RequestValidationError(errors) from None
 
 
 def _pydantic_errors(exc: Any, prefix: list[Any]) -> list[dict[str, Any]]:
@@ -370,55 +413,3 @@ def _pydantic_errors(exc: Any, prefix: list[Any]) -> list[dict[str, Any]]:
         {"type": e["type"], "loc": [*prefix, *e["loc"]], "msg": e["msg"]}
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
-
-
-# msgspec's messages, turned into FastAPI's (pydantic's) error types.
-_MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
-_EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
-_PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
-_TYPES = {
-    "int": ("int_type", "int_parsing", "Input should be a valid integer"),
-    "float": ("float_type", "float_parsing", "Input should be a valid number"),
-    "bool": ("bool_type", "bool_parsing", "Input should be a valid boolean"),
-    "str": ("string_type", "string_type", "Input should be a valid string"),
-    "object": ("dict_type", "dict_type", "Input should be a valid dictionary"),
-    "array": ("list_type", "list_type", "Input should be a valid list"),
-    "null": ("none_required", "none_required", "Input should be None"),
-    "bytes": ("bytes_type", "bytes_type", "Input should be a valid bytes"),
-}
-
-
-def validation_error(source: str, exc: msgspec.ValidationError) -> dict[str, Any]:
-    """One FastAPI-shaped error entry from a msgspec ValidationError."""
-    message, _, where = str(exc).partition(" - at `$")
-    loc: list[Any] = [source]
-    for name, index in _PATH_TOKEN.findall(where.rstrip("`")):
-        loc.append(int(index) if index else name)
-    missing = _MISSING.match(message)
-    if missing:
-        return {"type": "missing", "loc": [*loc, missing["field"]], "msg": "Field required"}
-    expected = _EXPECTED.match(message)
-    if expected:
-        kind = expected["expected"].split(" ")[0]
-        if kind == "int" and expected["got"] == "float":
-            return {"type": "int_from_float", "loc": loc,
-                    "msg": "Input should be a valid integer, got a number with a fractional part"}
-        type_, parsing, msg = _TYPES.get(kind, ("value_error", "value_error", message))
-        if expected["got"] == "str" and parsing != type_:
-            return {"type": parsing, "loc": loc, "msg": f"{msg}, unable to parse string"}
-        return {"type": type_, "loc": loc, "msg": msg}
-    if message.startswith("Invalid enum value"):
-        return {"type": "enum", "loc": loc, "msg": message}
-    return {"type": "value_error", "loc": loc, "msg": message}
-
-
-_BYTE = re.compile(r"\(byte (\d+)\)")
-
-
-def json_error(body: bytes, exc: msgspec.DecodeError) -> dict[str, Any]:
-    """FastAPI's entry for a body that is not JSON."""
-    found = _BYTE.search(str(exc))
-    position = int(found.group(1)) if found else len(body)
-    return {"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
-            "ctx": {"error": str(exc)}}
-

@@ -12,6 +12,7 @@ import structlog
 from .app import WorkerApp, build_routed_app
 from .artifact import unpack_artifact
 from .errors import StartupError
+from .execute import Executor
 from .handlers import Handler, SyncPool
 from .health import Health, HealthState
 from .limits import Limiter
@@ -31,6 +32,7 @@ class LoadedApp(msgspec.Struct):
     routes: list[Route]
     handlers: list[Handler]
     hook: Callable[[], Any] | None
+    executor: Executor | None
     phases: dict[str, float]
 
 
@@ -70,7 +72,8 @@ def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> Lo
 
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
-    return LoadedApp(resource, routes, handlers, hook, phases.seconds)
+    executor = Executor(pool) if settings.enable_execute else None
+    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds)
 
 
 def log_startup_error(exc: BaseException) -> None:
@@ -124,7 +127,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             return False
         finally:
             finished = True
-        worker.attach(build_routed_app(app.handlers, settings, health, metrics))
+        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor))
         if health.state is HealthState.STARTING:
             health.state = HealthState.READY
         metrics.record_boot(app.phases)

@@ -17,7 +17,10 @@ from starlette.responses import Response, StreamingResponse
 
 # Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
 # decoded with their class-level default.
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+# OPT_UTC_Z writes UTC as `Z`, as pydantic does in the reference.
+_OPTIONS = (
+    orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
+)
 
 
 class JSONResponse(Response):

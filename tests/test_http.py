@@ -142,7 +142,7 @@ def test_return_values_are_encoded(client):
     r = client.get("/values")
     assert r.status_code == 200
     assert r.json() == {
-        "when": "2026-01-02T03:04:05+00:00",
+        "when": "2026-01-02T03:04:05Z",
         "id": "12345678-1234-5678-1234-567812345678",
         "point": {"x": 1, "y": 2},
         "box": {"width": 2.0, "height": 3.0, "label": "box"},

@@ -1,0 +1,173 @@
+"""OpenAPI 3.1 for the served routes, generated once at boot from the binders' msgspec types."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .handlers import Handler
+
+_REF = "#/components/schemas/{name}"
+_VALIDATION_ERROR = {
+    "title": "ValidationError",
+    "type": "object",
+    "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+    },
+    "required": ["loc", "msg", "type"],
+}
+_HTTP_VALIDATION_ERROR = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "properties": {"detail": {"type": "array", "items": {"$ref": _REF.format(name="ValidationError")}}},
+}
+_ERROR = {
+    "title": "Error",
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "error": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+    "required": ["detail"],
+}
+DOCS_HTML = (Path(__file__).parent / "docs.html")
+
+
+class _Schemas:
+    """Collects component schemas from msgspec (and pydantic, for the app's models)."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {
+            "ValidationError": _VALIDATION_ERROR,
+            "HTTPValidationError": _HTTP_VALIDATION_ERROR,
+            "Error": _ERROR,
+        }
+
+    def of(self, annotation: Any) -> dict[str, Any]:
+        if annotation is inspect.Parameter.empty or annotation is Any:
+            return {}
+        if _is_pydantic(annotation):
+            schema = annotation.model_json_schema(ref_template=_REF.replace("{name}", "{model}"))
+            self.components.update(schema.pop("$defs", {}))
+            self.components[annotation.__name__] = schema
+            return {"$ref": _REF.format(name=annotation.__name__)}
+        try:
+            (schema,), components = msgspec.json.schema_components([annotation], ref_template=_REF)
+        except (TypeError, ValueError):
+            return {}  # a type msgspec cannot describe (a Response, a pydantic model inside a container)
+        self.components.update(components)
+        return schema
+
+
+def _is_pydantic(annotation: Any) -> bool:
+    return isinstance(annotation, type) and hasattr(annotation, "model_json_schema")
+
+
+def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: parameters, request bodies, success and error responses."""
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    seen_ids: set[str] = set()
+    for handler in handlers:
+        route, binder = handler.route, handler.binder
+        operation_id = route.function if route.function not in seen_ids else f"{route.function}_{route.method.lower()}"
+        seen_ids.add(operation_id)
+        doc = inspect.getdoc(handler.func) or ""
+        operation: dict[str, Any] = {
+            "operationId": operation_id,
+            "summary": doc.splitlines()[0] if doc else route.function.replace("_", " ").capitalize(),
+            "parameters": [],
+            "responses": _responses(schemas, handler),
+        }
+        if doc:
+            operation["description"] = doc
+        for param in binder.params:
+            if param.source in ("path", "query"):
+                operation["parameters"].append({
+                    "name": param.name,
+                    "in": param.source,
+                    "required": param.source == "path" or param.required,
+                    "schema": _with_default(schemas.of(param.annotation), param),
+                })
+        body = _request_body(schemas, handler)
+        if body is not None:
+            operation["requestBody"] = body
+        paths.setdefault(_openapi_path(route.path), {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas.components},
+    }
+
+
+def _openapi_path(path: str) -> str:
+    """`/items/{id:int}` (Starlette's converter syntax) is `/items/{id}` in OpenAPI."""
+    import re
+
+    return re.sub(r"\{([^}:]+):[^}]+\}", r"{\1}", path)
+
+
+def _with_default(schema: dict[str, Any], param: Any) -> dict[str, Any]:
+    if not param.required:
+        try:
+            default = msgspec.to_builtins(param.default)
+        except TypeError:
+            return schema
+        return {**schema, "default": default}
+    return schema
+
+
+def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
+    binder = handler.binder
+    if binder.model_param is not None:
+        return {
+            "required": binder.model_param.required,
+            "content": {"application/json": {"schema": schemas.of(binder.model_param.annotation)}},
+        }
+    body_params = [p for p in binder.params if p.source in ("body", "file")]
+    if not body_params:
+        return None
+    properties: dict[str, Any] = {}
+    for param in body_params:
+        if param.source == "file":
+            properties[param.name] = {"type": "string", "contentMediaType": "application/octet-stream"}
+        else:
+            properties[param.name] = _with_default(schemas.of(param.annotation), param)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    required = [p.name for p in body_params if p.required]
+    if required:
+        schema["required"] = required
+    name = f"{handler.route.function}_body"
+    schemas.components[name] = {"title": name, **schema}
+    media = "multipart/form-data" if binder.is_multipart else "application/json"
+    return {"required": bool(required), "content": {media: {"schema": {"$ref": _REF.format(name=name)}}}}
+
+
+def _responses(schemas: _Schemas, handler: Handler) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(handler.func)
+    except Exception:
+        hints = {}
+    returned = hints.get("return", inspect.Parameter.empty)
+    success: dict[str, Any] = {"description": "Successful response"}
+    if returned is bytes:
+        success["content"] = {"application/octet-stream": {}}
+    elif returned is not inspect.Parameter.empty and not handler.is_async_gen:
+        success["content"] = {"application/json": {"schema": schemas.of(returned)}}
+    error = {"application/json": {"schema": {"$ref": _REF.format(name="Error")}}}
+    responses: dict[str, Any] = {"200": success}
+    if handler.binder.params:
+        responses["422"] = {
+            "description": "Validation error",
+            "content": {"application/json": {"schema": {"$ref": _REF.format(name="HTTPValidationError")}}},
+        }
+    responses["500"] = {"description": "The handler raised", "content": error}
+    return responses
