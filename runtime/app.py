@@ -52,7 +52,7 @@ class WorkerApp:
                 await self._ping(scope, send)
             elif self.settings.separate_health_port and scope.get("server", (None, None))[1] == self.settings.health_port:
                 await self._health_listener(scope, send)
-            elif path == "/metrics" and self.settings.metrics_enabled:
+            elif path == "/metrics" and self.settings.metrics_on_main_port:
                 await self._metrics(scope, send)
             elif self.routed is None:
                 await send_json(send, 503, {"detail": "The worker is starting"}, [*_RETRY_AFTER, _id_header(scope)])
@@ -69,7 +69,7 @@ class WorkerApp:
         await send_json(send, _PING_STATUS[state], _PING_BODY.get(state), [_id_header(scope)])
 
     async def _health_listener(self, scope: Scope, send: Send) -> None:
-        if scope["path"] == "/metrics" and self.settings.metrics_enabled:
+        if scope["path"] == "/metrics" and self.settings.metrics_on_health_port:
             await self._metrics(scope, send)
         else:
             await send_json(send, 404, {"detail": "Not Found"}, [_id_header(scope)])

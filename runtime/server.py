@@ -4,7 +4,9 @@ Shutdown sequence on SIGTERM or SIGINT:
 1. `/ping` answers 503 at once, so the load balancer stops routing here. Requests that still
    arrive are served; responses carry `Connection: close` so keep-alive clients reconnect.
 2. The listener closes once no request has been in flight for FLASH_DRAIN_QUIET seconds, or at
-   the latest when half of FLASH_GRACEFUL_TIMEOUT has passed (the other half is for finishing).
+   the latest when half of FLASH_GRACEFUL_TIMEOUT has passed (the other half is for finishing):
+   new connections are refused first, and a quarter second later idle connections are closed,
+   so a request already on the wire of a just-accepted connection is still read and served.
 3. In-flight requests finish, within what is left of FLASH_GRACEFUL_TIMEOUT; the process exits 0.
 A second signal exits at once, with status 1.
 """
@@ -26,6 +28,7 @@ from .health import Health, HealthState
 from .settings import ServerKind, Settings
 
 _log = structlog.get_logger("runtime.server")
+_ACCEPT_GRACE = 0.25  # seconds between refusing new connections and closing idle ones
 
 
 def bind_address(host: str, port: int) -> str:
@@ -93,10 +96,28 @@ class Server:
         latest_close = started + settings.graceful_timeout / 2
         while time.monotonic() < latest_close and self.health.idle_for() < settings.drain_quiet:
             await asyncio.sleep(0.05)
+        _log.info("closing listener", in_flight=self.health.in_flight)
+        self._stop_accepting()
+        # Connections accepted a moment ago may still have their request on the wire; once it is
+        # read it is in flight and will be finished. Only then are idle connections closed.
+        await asyncio.sleep(_ACCEPT_GRACE)
         remaining = max(0.0, started + settings.graceful_timeout - time.monotonic())
-        _log.info("closing listener", in_flight=self.health.in_flight, finish_within_s=round(remaining, 3))
+        _log.info("finishing in-flight requests", in_flight=self.health.in_flight, within_s=round(remaining, 3))
         self.backend.set_graceful_timeout(remaining)
         self._stop.set()
+
+    def _stop_accepting(self) -> None:
+        """Refuse new connections on the main port at once (the health port stays until exit)."""
+        loop = asyncio.get_running_loop()
+        main = self.sockets[0]
+        try:
+            loop.remove_reader(main.fileno())  # the server's accept loop stops here
+        except (NotImplementedError, ValueError, OSError):
+            return  # a loop that does not accept through add_reader (uvloop): the server's own close does it
+        try:
+            main.shutdown(socket.SHUT_RD)  # new SYNs are refused instead of queued
+        except OSError:
+            pass
 
 
 def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:

@@ -63,9 +63,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.health_port != self.port
 
     @property
-    def metrics_enabled(self) -> bool:
-        if self.metrics is MetricsMode.HEALTH:
-            return self.separate_health_port
+    def metrics_on_health_port(self) -> bool:
+        return self.separate_health_port and self.metrics is not MetricsMode.NEVER
+
+    @property
+    def metrics_on_main_port(self) -> bool:
         return self.metrics is MetricsMode.ALWAYS
 
     def public(self) -> dict[str, Any]:

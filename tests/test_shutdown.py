@@ -48,7 +48,7 @@ def test_sigterm_with_a_slow_request_in_flight(tmp_path):
         assert results[0].status_code == 200 and results[0].json()["slept"] == 3
         assert worker.wait_exit(30) == 0
         events = [line["event"] for line in worker.logs()]
-        assert events.index("draining") < events.index("closing listener") < events.index("stopped")
+        assert events.index("draining") < events.index("closing listener") < events.index("finishing in-flight requests") < events.index("stopped")
 
 
 def test_requests_arriving_while_draining_are_served(tmp_path):

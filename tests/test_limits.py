@@ -1,0 +1,280 @@
+"""Limits over TCP: concurrency cap and pending line, timeouts, body cap, slow and idle clients."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import CORE_APP
+
+from support import Worker
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def _concurrently(url: str, count: int, json: dict) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        return await asyncio.gather(*(client.post(url, json=json) for _ in range(count)))
+
+
+def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after():
+    env = {"FLASH_MAX_CONCURRENCY": "2", "FLASH_MAX_PENDING": "3"}
+    with Worker(CORE_APP, env=env) as worker:
+        worker.wait_ready()
+        results: list[httpx.Response] = []
+        runner = threading.Thread(target=lambda: results.extend(
+            asyncio.run(_concurrently(worker.url + "/slow-async", 10, {"seconds": 1.5}))))
+        runner.start()
+        time.sleep(0.5)
+        # /ping does not wait behind the cap or the pending line.
+        start = time.monotonic()
+        assert httpx.get(worker.url + "/ping", timeout=2).status_code == 200
+        assert time.monotonic() - start < 1.0
+        runner.join(60)
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [200] * 5 + [503] * 5  # 2 running + 3 waiting; the rest refused
+        for response in results:
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "1"
+                assert response.json()["detail"]
+            else:
+                assert response.json() == {"slept": 1.5}
+
+
+def test_async_handler_past_the_timeout_gets_504_and_is_cancelled():
+    with Worker(CORE_APP, env={"FLASH_REQUEST_TIMEOUT": "1"}) as worker:
+        worker.wait_ready()
+        start = time.monotonic()
+        r = httpx.post(worker.url + "/slow-async", json={"seconds": 10}, timeout=30)
+        elapsed = time.monotonic() - start
+        assert r.status_code == 504 and "1 seconds" in r.json()["detail"]
+        assert 1.0 <= elapsed < 3.0
+        assert r.headers["x-request-id"]
+
+
+def test_sync_handler_timeout_keeps_its_slot_until_the_thread_ends():
+    env = {"FLASH_REQUEST_TIMEOUT": "1", "FLASH_MAX_CONCURRENCY": "1", "FLASH_MAX_PENDING": "5"}
+    with Worker(CORE_APP, env=env) as worker:
+        worker.wait_ready()
+        start = time.monotonic()
+        r = httpx.post(worker.url + "/slow-sync", json={"seconds": 3}, timeout=30)
+        assert r.status_code == 504 and time.monotonic() - start < 2.5
+        # The thread still sleeps: the one slot is still taken, so the next request waits for it.
+        second = httpx.post(worker.url + "/scalars", json={"y": 1}, timeout=30)
+        finished = time.monotonic() - start
+        assert second.status_code == 200
+        assert finished >= 2.8, f"the slot was released after {finished:.2f}s, before the thread ended"
+
+
+def test_body_over_the_cap_by_content_length_is_413_without_reading_it():
+    limit = 1024 * 1024
+    with Worker(CORE_APP, env={"FLASH_MAX_BODY_BYTES": str(limit)}) as worker:
+        worker.wait_ready()
+        before = rss_kib(worker.proc.pid)
+        with socket.create_connection(("127.0.0.1", worker.port)) as sock:
+            # Declare 200 MB and send only the headers: the answer must come without the body.
+            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 209715200\r\n\r\n")
+            sock.settimeout(5)
+            head = sock.recv(65536).decode()
+        assert head.startswith("HTTP/1.1 413")
+        assert f'"limit":{limit}' in head
+        within = httpx.post(worker.url + "/scalars", content=b'{"y": 1}' + b" " * 1000)
+        assert within.status_code == 200
+        assert rss_kib(worker.proc.pid) - before < 20 * 1024
+
+
+def test_chunked_body_over_the_cap_is_413_and_memory_does_not_grow_by_its_size():
+    limit = 1024 * 1024
+    with Worker(CORE_APP, env={"FLASH_MAX_BODY_BYTES": str(limit)}) as worker:
+        worker.wait_ready()
+        before = rss_kib(worker.proc.pid)
+        chunk = b"x" * 65536
+        sent = 0
+        with socket.create_connection(("127.0.0.1", worker.port)) as sock:
+            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            try:
+                for _ in range(1600):  # up to 100 MB, unless the server stops us first
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            sock.settimeout(5)
+            try:
+                head = sock.recv(65536).decode()
+            except ConnectionResetError:
+                head = ""
+        if head:  # the response may be lost to a reset when the client kept writing
+            assert head.startswith("HTTP/1.1 413"), head
+        assert sent < 100 * 1024 * 1024, "the server read the whole chunked body"
+        grew = rss_kib(worker.proc.pid) - before
+        assert grew < 20 * 1024, f"RSS grew by {grew} KiB"
+        # The 413 as a client library sees it:
+        def body():
+            for _ in range(40):
+                yield chunk
+        r = httpx.post(worker.url + "/scalars", content=body(), timeout=10)
+        assert r.status_code == 413 and r.json()["limit"] == limit
+
+
+def test_ping_answers_while_40_def_handlers_sleep_and_200_clients_wait():
+    with Worker(CORE_APP, env={"FLASH_SYNC_THREADS": "40"}) as worker:
+        worker.wait_ready()
+        results: list = []
+        runner = threading.Thread(target=lambda: results.extend(
+            asyncio.run(_concurrently(worker.url + "/slow-sync", 240, {"seconds": 2}))))
+        runner.start()
+        time.sleep(1.0)
+        slowest = 0.0
+        for _ in range(15):
+            start = time.monotonic()
+            assert httpx.get(worker.url + "/ping", timeout=1.0).status_code == 200
+            slowest = max(slowest, time.monotonic() - start)
+            time.sleep(0.05)
+        runner.join(120)
+        assert slowest < 1.0
+        assert sorted({r.status_code for r in results}) == [200] and len(results) == 240
+
+
+def test_idle_keepalive_connections_and_a_slow_body_client_do_not_starve_the_worker():
+    with Worker(CORE_APP) as worker:
+        worker.wait_ready()
+        idle = []
+        try:
+            for _ in range(500):
+                sock = socket.create_connection(("127.0.0.1", worker.port))
+                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                idle.append(sock)
+            for sock in idle:
+                sock.settimeout(5)
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            slow = socket.create_connection(("127.0.0.1", worker.port))
+            slow.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            stop = threading.Event()
+
+            def trickle() -> None:
+                while not stop.wait(1.0):
+                    try:
+                        slow.sendall(b" ")
+                    except OSError:
+                        return
+
+            trickler = threading.Thread(target=trickle)
+            trickler.start()
+            try:
+                for _ in range(10):
+                    start = time.monotonic()
+                    assert httpx.get(worker.url + "/ping", timeout=2).status_code == 200
+                    r = httpx.post(worker.url + "/scalars", json={"y": 2}, timeout=2)
+                    assert r.status_code == 200
+                    assert time.monotonic() - start < 1.0
+                    time.sleep(0.1)
+            finally:
+                stop.set()
+                trickler.join()
+                slow.close()
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+async def _steady_load(url: str, seconds: float, workers: int, outcome: dict) -> None:
+    deadline = time.monotonic() + seconds
+
+    async def one(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            try:
+                r = await client.post(url, json={"y": 1})
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                outcome["refused"] += 1  # the listener had closed: never accepted
+                await asyncio.sleep(0.01)
+                continue
+            except httpx.HTTPError as exc:
+                outcome["lost"].append(repr(exc))
+                continue
+            if r.status_code == 200 and r.json() == {"y": 1, "ratio": 1.5, "name": "anon", "flag": False}:
+                outcome["ok"] += 1
+            else:
+                outcome["lost"].append(f"{r.status_code} {r.text[:100]}")
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        await asyncio.gather(*(one(client) for _ in range(workers)))
+
+
+def test_sigterm_under_steady_load_loses_no_accepted_request():
+    env = {"FLASH_GRACEFUL_TIMEOUT": "4", "FLASH_DRAIN_QUIET": "0.5"}
+    with Worker(CORE_APP, env=env) as worker:
+        worker.wait_ready()
+        outcome: dict = {"ok": 0, "refused": 0, "lost": []}
+        loader = threading.Thread(target=lambda: asyncio.run(
+            _steady_load(worker.url + "/scalars", 5.0, 16, outcome)))
+        loader.start()
+        time.sleep(1.5)
+        ok_before = outcome["ok"]
+        worker.signal(signal.SIGTERM)
+        code = worker.wait_exit(30)
+        loader.join(30)
+        served = [line for line in worker.logs() if line.get("event") == "request" and line["status"] == 200]
+        print(f"steady load: ok={outcome['ok']} (before SIGTERM {ok_before}) refused={outcome['refused']} "
+              f"lost={len(outcome['lost'])}")
+        assert code == 0
+        assert ok_before > 50, "the load was not steady enough to test anything"
+        assert outcome["ok"] > ok_before  # requests arriving while draining were served
+        assert outcome["lost"] == []
+        assert len(served) == outcome["ok"]  # every response the server completed reached its client
+
+
+def test_metrics_parse_and_count_the_requests_sent():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with Worker(CORE_APP, env={"FLASH_METRICS": "1"}) as worker:
+        worker.wait_ready()
+        for _ in range(7):
+            httpx.post(worker.url + "/scalars", json={"y": 1})
+        for _ in range(3):
+            httpx.post(worker.url + "/scalars", json={})
+        httpx.get(worker.url + "/nowhere")
+        text = httpx.get(worker.url + "/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        counts = {
+            (s.labels["route"], s.labels["status"]): s.value
+            for s in families["flash_requests"].samples if s.name == "flash_requests_total"
+        }
+        assert counts[("/scalars", "200")] == 7
+        assert counts[("/scalars", "422")] == 3
+        assert counts[("<unmatched>", "404")] == 1
+        histogram = {
+            s.labels["status"]: s.value for s in families["flash_request_duration_seconds"].samples
+            if s.name.endswith("_count") and s.labels["route"] == "/scalars"
+        }
+        assert histogram == {"200": 7, "422": 3}
+        assert {s.labels["phase"] for s in families["flash_boot_phase_seconds"].samples} >= {"manifest", "import"}
+        assert "flash_requests_in_flight" in families and "flash_requests_pending" in families
+
+
+@pytest.mark.parametrize("mode, main, health", [("health", 404, 200), ("1", 200, 200), ("0", 404, 404)])
+def test_metrics_placement_follows_the_setting(mode, main, health):
+    from support import free_port
+
+    env = {"FLASH_METRICS": mode, "PORT_HEALTH": str(free_port())}
+    with Worker(CORE_APP, env=env) as worker:
+        worker.wait_ready()
+        assert httpx.get(worker.url + "/metrics").status_code == main
+        assert httpx.get(worker.health_url + "/metrics").status_code == health
+        # The health listener serves /ping and metrics only.
+        assert httpx.get(worker.health_url + "/ping").status_code == 200
+        assert httpx.post(worker.health_url + "/scalars", json={"y": 1}).status_code == 404
+        assert httpx.post(worker.url + "/scalars", json={"y": 1}).status_code == 200
