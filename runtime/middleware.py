@@ -14,6 +14,10 @@ from .responses import encode_json
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = b"x-request-id"
+# An app may answer (404, 405, 422 on the query) without reading the body. Up to this much of an
+# unread body is read and discarded before the response, so the keep-alive connection stays
+# usable; a load balancer reusing it would otherwise see it closed under its next request.
+_DRAIN_UNREAD_BYTES = 1024 * 1024
 _MAX_REQUEST_ID = 200
 _log = structlog.get_logger("runtime.access")
 
@@ -56,11 +60,24 @@ class RequestContext:
         id_header = (_REQUEST_ID, request_id.encode())
         health = self.health
         status = 0
+        body_done = scope["method"] in ("GET", "HEAD") and not _has_body(scope)
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, body_done
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if not body_done and status != 413 and (_content_length(scope) or 0) <= _DRAIN_UNREAD_BYTES:
+                    # The server ends the connection with the response if the body was left
+                    # unread; discard it first so the connection can be reused.
+                    body_done = True
+                    await _discard_body(receive, _DRAIN_UNREAD_BYTES)
                 headers = list(message.get("headers", ()))
                 headers.append(id_header)
                 if health.state is HealthState.DRAINING:
@@ -76,9 +93,10 @@ class RequestContext:
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
+                body_done = True  # never read: the connection closes after the 413
                 await send_json(send_with_id, 413, too_large_body(self.max_body_bytes))
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_tracked, send_with_id)
         except Exception:
             _log.exception("unhandled error", path=scope["path"])
             if status == 0:
@@ -101,6 +119,24 @@ class RequestContext:
 
 def too_large_body(limit: int) -> dict[str, Any]:
     return {"detail": f"Request body exceeds the limit of {limit} bytes", "limit": limit}
+
+
+async def _discard_body(receive: Receive, limit: int) -> None:
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, _ in scope["headers"]:
+        if name in (b"content-length", b"transfer-encoding"):
+            return True
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:

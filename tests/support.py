@@ -16,6 +16,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
+CORE_APP = Path(__file__).resolve().parent / "core_app"
+EXAMPLE_APP = ROOT / "manifests" / "example"
 
 
 def free_port() -> int:
@@ -146,3 +148,54 @@ def run_check(module_path: Path | str, env: dict[str, str] | None = None,
     args = full_env.pop("_ARGS", "").split()
     return subprocess.run([sys.executable, str(ENTRYPOINT), *args], env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def write_app(folder: Path, manifest: dict | str | None, files: dict[str, str]) -> Path:
+    """An application folder with the given manifest (a dict, raw text, or none) and modules."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    if manifest is not None:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        (folder / "flash_manifest.json").write_text(text)
+    return folder
+
+
+def lb_manifest(*functions: tuple[str, str, str, str], name: str = "api", **extra) -> dict:
+    """A manifest in Flash's format with one load-balanced resource: (module, function, method, path)."""
+    return {
+        "version": "1.0",
+        "resources": {
+            name: {
+                "is_load_balanced": True,
+                "functions": [
+                    {"name": fn, "module": mod, "http_method": method, "http_path": path}
+                    for mod, fn, method, path in functions
+                ],
+                **extra,
+            }
+        },
+    }
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 response with a Content-Length body from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before the headers: {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the end of the body")
+        body += chunk
+    return status, headers, body

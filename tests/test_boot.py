@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORE_APP, lb_manifest, write_app
+from support import CORE_APP, lb_manifest, write_app
 
 from support import Worker, run_check
 

@@ -221,3 +221,25 @@ def test_ping_is_healthy(client):
     r = client.get("/ping")
     assert r.status_code == 200 and r.json() == {"status": "healthy"}
     assert r.headers.get("x-request-id")
+
+
+def test_connection_stays_usable_after_an_answer_that_did_not_read_the_body(core_worker):
+    """A 404 to a POST whose body arrives after its headers must not break the keep-alive connection."""
+    import socket
+    import time
+
+    from support import read_response
+
+    with socket.create_connection(("127.0.0.1", core_worker.port)) as sock:
+        sock.settimeout(5)
+        body = b'{"y": 1}'
+        sock.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.1)
+        sock.sendall(body)
+        assert read_response(sock)[0] == 404
+        time.sleep(0.1)
+        sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        status, _, payload = read_response(sock)
+        assert status == 200 and b'"y":1' in payload

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from conftest import CORE_APP
+from support import CORE_APP
 from support import Worker
 
 

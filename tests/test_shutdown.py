@@ -7,7 +7,7 @@ import threading
 import time
 
 import httpx
-from conftest import CORE_APP
+from support import CORE_APP
 
 from support import Worker
 
@@ -113,7 +113,7 @@ def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit():
 
 
 def test_sigterm_while_still_booting_exits_without_waiting_for_the_import(tmp_path):
-    from conftest import lb_manifest, write_app
+    from support import lb_manifest, write_app
 
     app = write_app(tmp_path / "app", lb_manifest(("slowmod", "hello", "GET", "/hello")), {
         "slowmod.py": "import time\ntime.sleep(30)\nasync def hello() -> dict:\n    return {}\n",

@@ -6,7 +6,6 @@ Each scenario prints `scenario: sent=N ok=N failed=N` to the terminal (also unde
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cluster.cluster import EXAMPLE_APP, Cluster, default_app  # noqa: E402
-from cluster.load import Call, Load, Report  # noqa: E402
+from cluster.cluster import EXAMPLE_APP, Cluster, default_app, find_haproxy
+from cluster.load import Call, Load, Report
 
 TEST_APP = Path(__file__).resolve().parent / "app"
 CHECK_INTERVAL = 1.0  # `inter 1s` in cluster/haproxy.cfg.tmpl
 
-if shutil.which("haproxy") is None and os.environ.get("CI", "").lower() not in ("1", "true"):
+if find_haproxy() is None and os.environ.get("CI", "").lower() not in ("1", "true"):
     pytest.skip("haproxy is not installed (bash cluster/setup.sh installs it)",
                 allow_module_level=True)
 
@@ -32,8 +31,28 @@ if shutil.which("haproxy") is None and os.environ.get("CI", "").lower() not in (
 @pytest.fixture(autouse=True)
 def haproxy_installed() -> None:
     # Reached only in CI without haproxy: there it is a failure, not a skip.
-    if shutil.which("haproxy") is None:
+    if find_haproxy() is None:
         pytest.fail("haproxy is not installed: .ci/run must run cluster/setup.sh")
+
+
+@pytest.fixture
+def clusters(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture):
+    """Make clusters; stop them after the test, and keep their logs only if it failed."""
+    made: list[Cluster] = []
+    failed_before = request.session.testsfailed
+
+    def make(app: Path, **options: object) -> Cluster:
+        made.append(Cluster(app, **options))
+        return made[-1]
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+        if request.session.testsfailed > failed_before:
+            with capsys.disabled():
+                print(f"\ncluster logs kept in {cluster.workdir}")
+        else:
+            cluster.cleanup()
 
 
 @pytest.fixture
@@ -55,9 +74,9 @@ def app_calls(app: Path) -> list[Call]:
     return [Call("POST", "/process", {"input_data": {"n": 1}}), Call("GET", "/health")]
 
 
-def test_rolling_restart_under_load_fails_no_request(report_line) -> None:
+def test_rolling_restart_under_load_fails_no_request(clusters, report_line) -> None:
     app = default_app()
-    cluster = Cluster(app, workers=3)
+    cluster = clusters(app, workers=3)
     with cluster:
         load = Load(cluster.url, app_calls(app), concurrency=8, max_requests=60000,
                     max_seconds=90).start()
@@ -66,7 +85,7 @@ def test_rolling_restart_under_load_fails_no_request(report_line) -> None:
         load.running_for(1.0)
         report = load.stop()
         restarted = {name: cluster.log_records(name, generation=2) for name in cluster.slots}
-    report_line("rolling_restart", report, workers=3,
+    report_line("rolling_restart", report, workers=3, retried_by_haproxy=cluster.retried_requests(),
                 drain_seconds="/".join(f"{e.seconds:.1f}" for e in exits))
 
     assert report.failed == 0, report.describe_failures()
@@ -75,14 +94,13 @@ def test_rolling_restart_under_load_fails_no_request(report_line) -> None:
     for name, records in restarted.items():
         served = [r for r in records if r.get("event") == "request"]
         assert served, f"the new {name} never served a request"
-    cluster.cleanup()
 
 
-def test_crashed_worker_loses_only_its_requests_in_flight(report_line) -> None:
-    cluster = Cluster(TEST_APP, workers=3)
+def test_crashed_worker_loses_only_its_requests_in_flight(clusters, report_line) -> None:
+    cluster = clusters(TEST_APP, workers=3)
     with cluster:
-        load = Load(cluster.url, [Call("POST", "/work", {"ms": 200})], concurrency=12,
-                    max_requests=20000, max_seconds=60).start()
+        load = Load(cluster.url, [Call("POST", "/work", {"ms": 200}), Call("GET", "/wait?ms=200")],
+                    concurrency=12, max_requests=20000, max_seconds=60).start()
         load.running_for(1.5)
         in_flight = int(cluster.stats()["w2"]["scur"])
         killed_at = time.monotonic()
@@ -95,22 +113,27 @@ def test_crashed_worker_loses_only_its_requests_in_flight(report_line) -> None:
         load.running_for(1.0)
         report = load.stop()
     report_line("crash", report, in_flight_on_killed=in_flight,
-                removed_after_s=f"{removed_after:.2f}")
+                retried_by_haproxy=cluster.retried_requests(),
+                removed_after_s=f"{removed_after:.2f}",
+                failed_get=sum(o.call.method == "GET" for o in report.failures),
+                failures=f"[{report.describe_failures()}]")
 
     # Only what was on the dead worker when it died may fail; every later request is
     # sent (or, after a refused connect, re-sent) to a live worker.
     late = [o for o in report.failures if o.start >= killed_at]
     assert not late, f"{len(late)} requests sent after the kill failed: {report.describe_failures()}"
+    # A GET in flight on the dead worker is replayed on another one (retry-on empty-response);
+    # a POST is not, since its handler may have run.
+    assert all(o.call.method == "POST" for o in report.failures), report.describe_failures()
     assert report.failed <= load.concurrency, report.describe_failures()
     assert removed_after <= CHECK_INTERVAL + 0.5
     assert report.sent - report.failed >= 100
     assert any(o.worker == "w2" and o.start > back_at for o in report.outcomes), \
         "the replacement worker got no traffic"
-    cluster.cleanup()
 
 
-def test_booting_worker_gets_no_traffic_before_ready(report_line) -> None:
-    cluster = Cluster(TEST_APP, workers=2, spare=("booting",))
+def test_booting_worker_gets_no_traffic_before_ready(clusters, report_line) -> None:
+    cluster = clusters(TEST_APP, workers=2, spare=("booting",))
     with cluster:
         load = Load(cluster.url, [Call("POST", "/work", {"ms": 20}), Call("GET", "/health")],
                     concurrency=8, max_requests=30000, max_seconds=60).start()
@@ -122,11 +145,13 @@ def test_booting_worker_gets_no_traffic_before_ready(report_line) -> None:
         statuses = []  # (ping status, HAProxy's view) while the worker boots
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            # HAProxy's view first: UP followed by a 204 would mean traffic while booting.
+            view = cluster.status("booting")
             try:
                 ping = httpx.get(slot.url + "/ping", timeout=2).status_code
             except httpx.TransportError:
                 ping = None
-            statuses.append((ping, cluster.status("booting")))
+            statuses.append((ping, view))
             if ping == 200:
                 break
             time.sleep(0.1)
@@ -145,4 +170,3 @@ def test_booting_worker_gets_no_traffic_before_ready(report_line) -> None:
     assert before_ready == 0
     assert after_ready > 0, "the worker never got traffic once ready"
     assert report.failed == 0, report.describe_failures()
-    cluster.cleanup()

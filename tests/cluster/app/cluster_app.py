@@ -11,6 +11,11 @@ async def work(ms: int = 100) -> dict:
     return {"slept_ms": ms, "pid": os.getpid()}
 
 
+async def wait(ms: int = 100) -> dict:
+    """The same as `work` for GET, which HAProxy may replay on another worker."""
+    return await work(ms)
+
+
 async def health() -> dict:
     return {"status": "healthy"}
 

@@ -1,0 +1,1 @@
+"""Many runtime workers behind HAProxy: the driver (cluster.py) and a load loop (load.py)."""
