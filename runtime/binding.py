@@ -177,7 +177,10 @@ class _SourceCodec:
                 raise RequestValidationError([json_error(body, exc)]) from None
             error = exc
         # The slow path, for errors only: pydantic's wider boolean words, then the error entry.
-        data = msgspec.json.decode(body)
+        try:
+            data = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:  # invalid past the point where validation failed
+            raise RequestValidationError([json_error(body, exc)]) from None
         if isinstance(data, dict) and _normalize_bools(data, self.bools):
             try:
                 return self._result(msgspec.convert(data, self.struct, strict=False))

@@ -243,3 +243,8 @@ def test_connection_stays_usable_after_an_answer_that_did_not_read_the_body(core
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         status, _, payload = read_response(sock)
         assert status == 200 and b'"y":1' in payload
+
+
+def test_body_invalid_after_the_first_validation_error_is_422(client):
+    r = client.post("/scalars", content=b"9\xff\xfe garbage")
+    assert r.status_code == 422 and detail(r)["type"] == "json_invalid"

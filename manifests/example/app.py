@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Annotated
 
+import msgspec
 from runpod_flash import Endpoint
 
 api = Endpoint(name="example", cpu="cpu3c-1-2", workers=(1, 3))
@@ -17,8 +19,8 @@ async def health() -> dict:
 
 
 @api.post("/echo")
-async def echo(message: str, repeat: int = 1) -> dict:
-    """Echo a message, `repeat` times."""
+async def echo(message: str, repeat: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1) -> dict:
+    """Echo a message, `repeat` times (1 to 100: msgspec constraints are validated and documented)."""
     return {"message": message * repeat, "at": datetime.now(timezone.utc)}
 
 

@@ -107,3 +107,52 @@ def slow_sync(seconds: float = 1.0) -> dict:
 async def slow_async(seconds: float = 1.0) -> dict:
     await asyncio.sleep(seconds)
     return {"slept": seconds}
+
+
+# --- the rest of the handler surface: streams, raw returns, uploads --------------------------
+
+STREAM_STATE = {"produced": 0, "closed": False}
+
+
+async def stream_async(count: int = 5, delay: float = 0.2):
+    """Yields `count` events, `delay` seconds apart."""
+    STREAM_STATE.update(produced=0, closed=False)
+    try:
+        for index in range(count):
+            STREAM_STATE["produced"] = index + 1
+            yield {"index": index}
+            await asyncio.sleep(delay)
+    finally:
+        STREAM_STATE["closed"] = True
+
+
+def stream_sync(count: int = 3, delay: float = 0.2):
+    for index in range(count):
+        yield {"index": index, "thread": threading.current_thread().name}
+        time.sleep(delay)
+
+
+async def stream_state() -> dict:
+    return dict(STREAM_STATE)
+
+
+async def raw_bytes() -> bytes:
+    return b"\x00\x01binary\xff"
+
+
+async def custom_response():
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse("teapot", status_code=418, headers={"X-Custom": "yes"})
+
+
+async def numpy_values() -> dict:
+    import numpy
+
+    return {"array": numpy.arange(6).reshape(2, 3), "scalar": numpy.float32(1.5), "int": numpy.int64(7)}
+
+
+def upload(data: bytes, name: str = "unnamed", copies: int = 1) -> dict:
+    import hashlib
+
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "name": name, "copies": copies}
