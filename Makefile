@@ -31,7 +31,7 @@ check: venv
 	FLASH_MODULE_PATH=manifests/example $(PY) entrypoint.py --check
 
 test: venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --ignore=tests/image $(PYTEST_ARGS)
 
 schema: venv
 	$(PY) entrypoint.py --print-manifest-schema > manifests/flash_manifest.schema.json
