@@ -164,7 +164,7 @@ class _SourceCodec:
     def _result(self, value: msgspec.Struct) -> dict[str, Any]:
         out = dict(zip(self.names, msgspec.structs.astuple(value)))
         for param in self.params:
-            if _mentions_pydantic(param.annotation):
+            if mentions_pydantic(param.annotation):
                 out[param.name] = _validate_pydantic(param, out[param.name], self.source)
         return out
 
@@ -363,19 +363,19 @@ def _is_pydantic_model(annotation: Any) -> bool:
     return base is not None and isinstance(annotation, type) and issubclass(annotation, base)
 
 
-def _mentions_pydantic(annotation: Any) -> bool:
+def mentions_pydantic(annotation: Any) -> bool:
     if _pydantic_base() is None:
         return False
     if _is_pydantic_model(annotation):
         return True
-    return any(_mentions_pydantic(arg) for arg in typing.get_args(annotation))
+    return any(mentions_pydantic(arg) for arg in typing.get_args(annotation))
 
 
 def _wire_type(annotation: Any) -> Any:
     """The type msgspec decodes; values of types that involve pydantic models go to pydantic after."""
     if annotation is Any:
         return Any
-    return msgspec.Raw if _mentions_pydantic(annotation) else annotation
+    return msgspec.Raw if mentions_pydantic(annotation) else annotation
 
 
 def _validate_pydantic(param: Param, value: Any, source: str) -> Any:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from .binding import mentions_pydantic
 from .handlers import Handler
 
 _REF = "#/components/schemas/{name}"
@@ -58,6 +60,12 @@ class _Schemas:
             self.components.update(schema.pop("$defs", {}))
             self.components[annotation.__name__] = schema
             return {"$ref": _REF.format(name=annotation.__name__)}
+        if mentions_pydantic(annotation):  # e.g. list[Model]: pydantic describes its own types
+            from pydantic import TypeAdapter
+
+            schema = TypeAdapter(annotation).json_schema(ref_template=_REF.replace("{name}", "{model}"))
+            self.components.update(schema.pop("$defs", {}))
+            return schema
         try:
             (schema,), components = msgspec.json.schema_components([annotation], ref_template=_REF)
         except (TypeError, ValueError):
@@ -110,8 +118,6 @@ def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str
 
 def _openapi_path(path: str) -> str:
     """`/items/{id:int}` (Starlette's converter syntax) is `/items/{id}` in OpenAPI."""
-    import re
-
     return re.sub(r"\{([^}:]+):[^}]+\}", r"{\1}", path)
 
 

@@ -79,3 +79,11 @@ def test_openapi_off():
         worker.wait_ready()
         assert httpx.get(worker.url + "/openapi.json").status_code == 404
         assert httpx.get(worker.url + "/docs").status_code == 404
+
+
+def test_containers_of_pydantic_models_are_described():
+    with Worker(CORE_APP) as worker:
+        worker.wait_ready()
+        spec = httpx.get(worker.url + "/openapi.json").json()
+    orders = spec["components"]["schemas"]["bulk_body"]["properties"]["orders"]
+    assert orders == {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}
