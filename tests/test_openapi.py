@@ -52,11 +52,11 @@ def test_core_app_schema_covers_every_binding_kind():
     assert search["tags"]["schema"]["type"] == "array" and search["q"]["required"] is True
 
 
-def test_fuzzing_the_example_app_finds_no_server_error(example):
+def test_fuzzing_the_example_app_finds_no_server_error(example, tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", example.url + "/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", "40", "--generation-deterministic"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "generated" in result.stdout

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tomllib
 from podman_support import (
     APPS,
     CACHE,
@@ -31,6 +32,7 @@ from podman_support import (
     Podman,
     digest,
     free_port,
+    port_is_free,
     project_name,
 )
 
@@ -64,27 +66,40 @@ def standin_base(podman: Podman) -> str:
     return tag
 
 
+# The index's URL is a build argument, so it is part of the build cache's key: a fixed port keeps
+# warm builds cached (any free port when that one is taken).
+INDEX_PORT = 38765
+
+
+def pip_for_standin(command: str) -> list[str]:
+    """`pip <command>` choosing binary wheels for the stand-in's Python, whatever the host runs."""
+    platforms = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 37))]
+    return [sys.executable, "-m", "pip", command, "--quiet", "--quiet", "--only-binary=:all:", "--implementation", "cp",
+            "--python-version", STANDIN_PYTHON, *(arg for p in platforms for arg in ("--platform", p))]
+
+
 @pytest.fixture(scope="session")
 def pip_index() -> Iterator[str]:
     """A PEP 503 index on 127.0.0.1 serving wheels built on the host: the runtime's dependencies,
-    setuptools (its build backend) and the test apps' requirements."""
+    its build backend and the test app's requirements (the image builds the runtime from source)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime_wants = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
     requirements = APPS / "pinned-starlette" / "requirements.txt"
     wheels = CACHE / "wheels"
-    stamp = wheels / f".built-{digest((ROOT / 'pyproject.toml').read_bytes(), requirements.read_bytes())}"
+    stamp = wheels / f".built-{digest(json.dumps(runtime_wants), requirements.read_bytes())}"
     if not stamp.exists():
         wheels.mkdir(parents=True, exist_ok=True)
         # Two resolutions: the app's pins conflict with the runtime's requirements on purpose.
-        for wanted in ([str(ROOT), "setuptools>=69"], ["-r", str(requirements)]):
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), *wanted],
-                           check=True, timeout=600)
+        for wanted in (runtime_wants, ["-r", str(requirements)]):
+            subprocess.run([*pip_for_standin("download"), "--dest", str(wheels), *wanted], check=True, timeout=600)
         stamp.touch()
     with tempfile.TemporaryDirectory(prefix="flash-index-") as tmp:
         simple = Path(tmp) / "simple"
         for wheel in wheels.glob("*.whl"):
-            project = simple / project_name(wheel)
-            project.mkdir(parents=True, exist_ok=True)
-            (project / wheel.name).symlink_to(wheel)
-        port = free_port()
+            folder = simple / project_name(wheel)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / wheel.name).symlink_to(wheel)
+        port = INDEX_PORT if port_is_free(INDEX_PORT) else free_port()
         server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
                                    "--directory", tmp, str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,7 +127,7 @@ def build_args(standin_base: str, pip_index: str) -> dict[str, str]:
 def cpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
     tag = f"localhost/flash-worker-cpu:py{STANDIN_PYTHON}-standin"
     podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
-                 build_args=build_args(standin_base, pip_index))
+                 build_args=build_args(standin_base, pip_index), keep_stage="runtime")
     return tag
 
 
@@ -120,7 +135,7 @@ def cpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
 def gpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
     tag = f"localhost/flash-worker-gpu:py{STANDIN_PYTHON}-standin"
     podman.build(ROOT / "images" / "gpu" / "Dockerfile", ROOT, tag,
-                 build_args=build_args(standin_base, pip_index))
+                 build_args=build_args(standin_base, pip_index), keep_stage="runtime")
     return tag
 
 
@@ -131,18 +146,18 @@ def runpod_flash_bundle() -> Path:
     from importlib.metadata import version
 
     spec = f"runpod-flash=={version('runpod-flash')}"
-    bundle = CACHE / f"bundle-{digest(spec, sys.version)}"
+    bundle = CACHE / f"bundle-{digest(spec, STANDIN_PYTHON)}"
     if not bundle.exists():
         partial = bundle.with_name(bundle.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-                        "--target", str(partial), spec], check=True, timeout=900)
+        subprocess.run([*pip_for_standin("install"), "--no-compile", "--target", str(partial), spec],
+                       check=True, timeout=900)
         partial.rename(bundle)
     return bundle
 
 
 @pytest.fixture(scope="session")
-def example_image(podman: Podman, cpu_image: str, runpod_flash_bundle: Path) -> Iterator[str]:
+def example_image(podman: Podman, cpu_image: str, runpod_flash_bundle: Path) -> str:
     """images/example/Dockerfile (FROM ours, COPY . /app) on manifests/example plus the bundle."""
     tag = "localhost/flash-example:standin"
     with tempfile.TemporaryDirectory(prefix="flash-example-", dir=CACHE) as tmp:
@@ -151,7 +166,7 @@ def example_image(podman: Podman, cpu_image: str, runpod_flash_bundle: Path) -> 
         shutil.copytree(ROOT / "manifests" / "example", context, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", ".flash"))
         podman.build(ROOT / "images" / "example" / "Dockerfile", context, tag, from_image=cpu_image)
-    yield tag
+    return tag
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from support import free_port  # noqa: E402,F401  (re-exported for the fixtures)
 APPS = Path(__file__).resolve().parent / "apps"
 CACHE = Path(os.environ.get("FLASH_IMAGE_CACHE", "/var/tmp/flash-image-cache"))
 
-# The stand-in base: Debian 12 has Python 3.11, as python:3.11-slim (also Debian 12) does.
+# The stand-in base: Debian 12 (bookworm) with its Python 3.11, and passwd (useradd) as the real bases have.
 STANDIN_PYTHON = "3.11"
 STANDIN_MMDEBSTRAP = [
     "--variant=minbase",
@@ -45,6 +46,17 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 """
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server can listen on 127.0.0.1:`port` (a past run's TIME_WAIT sockets do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def digest(*parts: str | bytes) -> str:
@@ -79,15 +91,19 @@ class Podman:
         return proc
 
     def build(self, dockerfile: Path, context: Path, tag: str, *, build_args: dict[str, str] | None = None,
-              from_image: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """`podman build` without pulling; `from_image` replaces the first FROM."""
+              from_image: str | None = None, keep_stage: str | None = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+        """`podman build` without pulling; `from_image` replaces the first FROM. `keep_stage` is
+        built and tagged first, so that pruning untagged images keeps its layers for the next run."""
         args = ["build", "--pull=never", "--isolation", "chroot", "--format", "docker", "--force-rm",
-                "-f", str(dockerfile), "-t", tag]
+                "-f", str(dockerfile)]
         for name, value in (build_args or {}).items():
             args += ["--build-arg", f"{name}={value}"]
         if from_image:
             args += ["--from", from_image]
-        return self.run(*args, str(context), check=check, timeout=900)
+        if keep_stage:
+            self.run(*args, "--target", keep_stage, "-t", f"{tag}-stage-{keep_stage}", str(context), timeout=900)
+        return self.run(*args, "-t", tag, str(context), check=check, timeout=900)
 
     def image_exists(self, image: str) -> bool:
         return self.run("image", "exists", image, check=False).returncode == 0
@@ -98,7 +114,8 @@ class Podman:
     def output(self, image: str, *command: str) -> str:
         """Run `command` in a throwaway container of `image` and return its stdout."""
         entrypoint, *args = command
-        return self.run("run", "--rm", "--network", "none", "--entrypoint", entrypoint, image, *args).stdout
+        return self.run("run", "--rm", "--network", "none", "--no-healthcheck", "--entrypoint", entrypoint,
+                        image, *args).stdout
 
 
 @dataclass
