@@ -9,20 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
-from .errors import RequestValidationError
-from .handlers import Handler, HandlerTimeout
+from .handlers import Handler
 from .health import Health, HealthState
-from .limits import Overloaded
 from .metrics import Metrics
-from .middleware import RequestContext, request_id_from, send_json, too_large_body
-from .responses import JSONResponse, encode_json, internal_error_response
+from .middleware import RequestContext, request_id_from, send_json
+from .responses import encode_json
+from .routing import RouteEntry, RoutedApp
 from .settings import Settings
 from .types import Receive, Scope, Send
 
@@ -103,31 +98,18 @@ def build_routed_app(
     handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics, executor: Any = None,
 ) -> RequestContext:
     """The user's routes, plus /execute, /openapi.json and /docs when enabled, behind the middleware."""
-    routes: list[BaseRoute] = []
+    entries: list[RouteEntry] = []
     if executor is not None:
-        routes.append(Route("/execute", executor.endpoint, methods=["POST"], name="execute"))
+        entries.append(RouteEntry("/execute", "POST", executor.endpoint))
     for handler in handlers:
-        routes.append(Route(handler.route.path, handler.endpoint, methods=[handler.route.method], name=handler.route.function))
+        entries.append(RouteEntry(handler.route.path, handler.route.method, handler.endpoint))
     if settings.openapi:
         # After the user's routes: an app that defines /docs itself keeps it.
-        routes.extend(_openapi_routes(handlers))
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            HTTPException: _http_error,
-            RequestValidationError: _validation_error,
-            HandlerTimeout: _timeout_error(settings.request_timeout),
-            Overloaded: _overloaded_error,
-            Exception: _internal_error,
-        },
-    )
-    # Starlette's cap counts what a chunked body has sent so far; RequestContext answers a
-    # declared Content-Length over the cap before anything is read.
-    capped = RequestBodyLimitMiddleware(app, max_body_size=settings.max_body_bytes)
-    return RequestContext(capped, health, metrics, settings.max_body_bytes)
+        entries.extend(_openapi_routes(handlers))
+    return RequestContext(RoutedApp(entries), health, metrics, settings.max_body_bytes)
 
 
-def _openapi_routes(handlers: list[Handler]) -> list[BaseRoute]:
+def _openapi_routes(handlers: list[Handler]) -> list[RouteEntry]:
     from . import __version__
     from .openapi import DOCS_HTML, build_openapi
 
@@ -140,43 +122,4 @@ def _openapi_routes(handlers: list[Handler]) -> list[BaseRoute]:
     async def docs(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
 
-    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
-
-
-def _request_id(request: Request) -> str:
-    return request.scope.get("state", {}).get("request_id", "")
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 413:
-        limit = request.scope.get("starlette.max_body_size", 0)
-        return JSONResponse(too_large_body(limit), status_code=413)
-    if exc.status_code in (204, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": exc.errors}, status_code=422)
-
-
-def _timeout_error(seconds: float) -> Any:
-    async def handle(request: Request, exc: Exception) -> Response:
-        _log.warning("handler timed out", path=request.url.path, timeout_s=seconds)
-        return JSONResponse({"detail": f"The handler did not finish within {seconds:g} seconds"}, status_code=504)
-
-    return handle
-
-
-async def _overloaded_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        {"detail": "The worker is at capacity; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
-    )
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    # Starlette re-raises after this response; RequestContext logs the traceback then.
-    return internal_error_response(exc, _request_id(request))
-
+    return [RouteEntry("/openapi.json", "GET", openapi), RouteEntry("/docs", "GET", docs)]

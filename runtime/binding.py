@@ -65,10 +65,11 @@ class Binder:
         self.model_param = by_source.get("model", [None])[0]
         self.path = _SourceCodec.build(func, "path", by_source.get("path", []))
         self.query = _SourceCodec.build(func, "query", by_source.get("query", []))
-        self.body = _SourceCodec.build(func, "body", by_source.get("body", []))
         self.files = [p.name for p in by_source.get("file", [])]
-        self.form = _SourceCodec.build(func, "body", by_source.get("body", []) if self.files else [])
-        self.reads_body = bool(by_source.get("body") or self.model_param or self.files)
+        # With file parts the other body parameters are form fields; without, JSON keys.
+        fields = _SourceCodec.build(func, "body", by_source.get("body", []))
+        self.form = fields if self.files else None
+        self.body = None if self.files else fields
 
     @property
     def is_multipart(self) -> bool:

@@ -6,7 +6,8 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,9 +27,25 @@ _log = structlog.get_logger("runtime.handler")
 class HandlerTimeout(Exception):
     """The handler ran past FLASH_REQUEST_TIMEOUT."""
 
-    def __init__(self, slot_outlives_call: bool = False):
+    def __init__(self, seconds: float, slot_outlives_call: bool = False):
         super().__init__()
+        self.seconds = seconds
         self.slot_outlives_call = slot_outlives_call
+
+
+if sys.version_info >= (3, 11):
+
+    async def within(awaitable: Awaitable[Any], seconds: float | None) -> Any:
+        """Await with a deadline; unlike wait_for, no task is created per call."""
+        if seconds is None:
+            return await awaitable
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def within(awaitable: Awaitable[Any], seconds: float | None) -> Any:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 class SyncPool:
@@ -92,26 +109,26 @@ class Handler:
         return response
 
     async def _call(self, kwargs: dict[str, Any]) -> Any:
-        if self.is_async or self.is_async_gen:
-            call = self.func(**kwargs)
-            if self.is_async_gen:
-                return call
+        if self.is_async_gen:
+            return self.func(**kwargs)  # the body runs as the response streams
+        if self.is_async:
             try:
-                return await asyncio.wait_for(call, self.timeout)
+                return await within(self.func(**kwargs), self.timeout)
             except asyncio.TimeoutError:
-                raise HandlerTimeout from None
+                raise HandlerTimeout(self.timeout or 0) from None
         future = self.pool.submit(self.func, **kwargs)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            # shield: a timeout must not mark the future done while its thread still runs.
+            result = await within(asyncio.shield(future), self.timeout)
         except asyncio.TimeoutError:
             # The thread cannot be stopped: keep its slot until it really returns.
             future.add_done_callback(lambda _: self.limiter.release())
-            raise HandlerTimeout(slot_outlives_call=True) from None
+            raise HandlerTimeout(self.timeout or 0, slot_outlives_call=True) from None
         if inspect.isawaitable(result):  # a `def` that returned a coroutine
             try:
-                result = await asyncio.wait_for(result, self.timeout)
+                result = await within(result, self.timeout)
             except asyncio.TimeoutError:
-                raise HandlerTimeout from None
+                raise HandlerTimeout(self.timeout or 0) from None
         return result
 
     def _iterate_sync(self, iterator: Any) -> Any:

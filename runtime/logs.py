@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,9 +23,13 @@ def _dumps_str(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=repr).decode()
 
 
+_configured = {"level": logging.INFO, "format": "json"}
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Set up structlog and route the standard library's logging through it."""
     numeric = logging.getLevelName(level.upper())
+    _configured.update(level=numeric, format=fmt)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -62,3 +67,35 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
 
 def get_logger(name: str = "runtime") -> Any:
     return structlog.get_logger(name)
+
+
+AccessLog = Callable[[str, str, str, "str | None", int, float], None]
+
+
+def access_logger() -> AccessLog:
+    """The one-line-per-request writer.
+
+    It is on the hot path, so in JSON mode it is a structlog logger with a short chain of its
+    own: the request id is passed in, so the contextvars merge is skipped.
+    """
+    if _configured["level"] > logging.INFO:
+        return lambda *args: None
+    if _configured["format"] == "json":
+        logger = structlog.wrap_logger(
+            structlog.BytesLogger(sys.stdout.buffer),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(serializer=_dumps_bytes),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(_configured["level"]),
+        )
+    else:
+        logger = structlog.get_logger("runtime.access")
+    info = logger.info
+
+    def write(request_id: str, method: str, path: str, route: str | None, status: int, seconds: float) -> None:
+        info("request", request_id=request_id, method=method, path=path, route=route, status=status,
+             duration_ms=round(seconds * 1000, 3))
+
+    return write

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-UNMATCHED = "<unmatched>"  # one label for every path no route matched, to bound cardinality
+UNMATCHED = "<unmatched>"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # one label for every path no route matched, to bound cardinality
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -30,6 +32,7 @@ class Metrics:
         self.pending = Gauge(
             "flash_requests_pending", "Requests waiting for a handler slot.", registry=self.registry
         )
+        self._children: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
         self.boot = Gauge(
             "flash_boot_phase_seconds", "Duration of each boot phase.", ("phase",), registry=self.registry
         )
@@ -39,10 +42,18 @@ class Metrics:
 
     def request_finished(self, method: str, route: str | None, status: int, seconds: float) -> None:
         self.in_flight.dec()
-        label_route = route or UNMATCHED
-        code = str(status)
-        self.requests.labels(method, label_route, code).inc()
-        self.latency.labels(label_route, code).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None and method not in _METHODS:
+            key = (method := "OTHER", route, status)  # clients choose the method: bound the label
+            children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a lookup: keep the children per key
+            label_route, code = route or UNMATCHED, str(status)
+            children = self._children[key] = (
+                self.requests.labels(method, label_route, code), self.latency.labels(label_route, code)
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_pending(self, read: Callable[[], float]) -> None:
         self.pending.set_function(read)

@@ -1,25 +1,44 @@
-"""Pure ASGI middleware around the routed app: request id, body cap, in-flight count, access log."""
+"""Pure ASGI middleware around the routed app: request id, body cap, in-flight count, access log.
+
+The body cap lives here rather than in Starlette's RequestBodyLimitMiddleware because this layer
+already wraps `receive` (to know whether the body was read at all), and one wrapper per request
+costs less than two: a declared Content-Length over the cap is answered before anything is read,
+and a chunked body is stopped as soon as what arrived passes the cap.
+"""
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 
 from .health import Health, HealthState
+from .logs import access_logger
 from .metrics import Metrics
 from .responses import encode_json
+from .routing import too_large_body
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = b"x-request-id"
+_MAX_REQUEST_ID = 200
 # An app may answer (404, 405, 422 on the query) without reading the body. Up to this much of an
 # unread body is read and discarded before the response, so the keep-alive connection stays
 # usable; a load balancer reusing it would otherwise see it closed under its next request.
 _DRAIN_UNREAD_BYTES = 1024 * 1024
-_MAX_REQUEST_ID = 200
 _log = structlog.get_logger("runtime.access")
+_bind = structlog.contextvars.bind_contextvars
+_unbind = structlog.contextvars.unbind_contextvars
+_random_bits = random.getrandbits  # request ids need to be unique, not secret
+
+
+class BodyTooLarge(HTTPException):
+    """The request body passed FLASH_MAX_BODY_BYTES."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 def request_id_from(scope: Scope) -> str:
@@ -29,7 +48,7 @@ def request_id_from(scope: Scope) -> str:
             if 0 < len(value) <= _MAX_REQUEST_ID and value.isascii() and value.decode().isprintable():
                 return value.decode()
             break
-    return uuid.uuid4().hex
+    return "%032x" % _random_bits(128)
 
 
 async def send_json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -50,6 +69,7 @@ class RequestContext:
         self.health = health
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.access = access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,15 +77,25 @@ class RequestContext:
             return
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        scope["flash.max_body_bytes"] = limit = self.max_body_bytes
         id_header = (_REQUEST_ID, request_id.encode())
         health = self.health
+        declared = _content_length(scope)
         status = 0
-        body_done = scope["method"] in ("GET", "HEAD") and not _has_body(scope)
+        received = 0
+        body_done = scope["method"] in ("GET", "HEAD") and declared is None and not _chunked(scope)
 
-        async def receive_tracked() -> Message:
-            nonlocal body_done
+        async def receive_capped() -> Message:
+            nonlocal body_done, received
             message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    body_done = True  # the rest is not read: the connection closes after the 413
+                    raise BodyTooLarge
+                if not message.get("more_body", False):
+                    body_done = True
+            else:
                 body_done = True
             return message
 
@@ -73,7 +103,7 @@ class RequestContext:
             nonlocal status, body_done
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if not body_done and status != 413 and (_content_length(scope) or 0) <= _DRAIN_UNREAD_BYTES:
+                if not body_done and (declared or 0) <= _DRAIN_UNREAD_BYTES:
                     # The server ends the connection with the response if the body was left
                     # unread; discard it first so the connection can be reused.
                     body_done = True
@@ -86,17 +116,16 @@ class RequestContext:
                 message = {**message, "headers": headers}
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        _bind(request_id=request_id)
         health.request_started()
         self.metrics.request_started()
         start = time.perf_counter()
         try:
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
+            if declared is not None and declared > limit:
                 body_done = True  # never read: the connection closes after the 413
-                await send_json(send_with_id, 413, too_large_body(self.max_body_bytes))
+                await send_json(send_with_id, 413, too_large_body(limit))
             else:
-                await self.app(scope, receive_tracked, send_with_id)
+                await self.app(scope, receive_capped, send_with_id)
         except Exception:
             _log.exception("unhandled error", path=scope["path"])
             if status == 0:
@@ -104,21 +133,10 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - start
             health.request_finished()
-            route = _route_of(scope)
+            route = scope.get("route_path")
             self.metrics.request_finished(scope["method"], route, status, elapsed)
-            _log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 3),
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
-
-
-def too_large_body(limit: int) -> dict[str, Any]:
-    return {"detail": f"Request body exceeds the limit of {limit} bytes", "limit": limit}
+            self.access(request_id, scope["method"], scope["path"], route, status, elapsed)
+            _unbind("request_id")
 
 
 async def _discard_body(receive: Receive, limit: int) -> None:
@@ -132,9 +150,9 @@ async def _discard_body(receive: Receive, limit: int) -> None:
             return
 
 
-def _has_body(scope: Scope) -> bool:
+def _chunked(scope: Scope) -> bool:
     for name, _ in scope["headers"]:
-        if name in (b"content-length", b"transfer-encoding"):
+        if name == b"transfer-encoding":
             return True
     return False
 
@@ -147,9 +165,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _route_of(scope: Scope) -> str | None:
-    handler = getattr(scope.get("endpoint"), "__self__", None)  # the bound Handler.endpoint
-    route = getattr(handler, "route", None)
-    return getattr(route, "path", None)

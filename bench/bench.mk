@@ -1,0 +1,25 @@
+# Benchmarks: the runtime against the reference (runpod_flash's FastAPI app on uvicorn).
+# Included by the Makefile; uses its VENV, PY and venv target.
+.PHONY: bench bench-quick bench-setup bench-profile
+RUNTIME_VENV := .venv-runtime
+
+bench-setup: $(RUNTIME_VENV)/.installed
+	bash bench/setup.sh
+
+# The runtime alone (with the uvicorn extra), as the images install it.
+$(RUNTIME_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet -e '.[uvicorn]'
+	touch $@
+
+## bench: full run (~15 min); writes bench/results/{results.md,results.json,chart.png}
+bench: venv bench-setup
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+## bench-quick: short rounds (~4 min), same outputs
+bench-quick: venv bench-setup
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
+
+## bench-profile: py-spy on the runtime under load; writes bench/results/profile.*
+bench-profile: venv bench-setup
+	$(PY) bench/profile.py $(PROFILE_ARGS)

@@ -1,0 +1,147 @@
+"""Dispatch a request to its endpoint and turn what goes wrong into the contract's answers.
+
+Starlette's Router tries routes one by one; a manifest can hold a thousand routes, so static
+paths are looked up in a dict, and only templated paths (`/items/{item_id}`) are tried in
+order, with patterns compiled by Starlette's own `compile_path`. The error answers are the
+contract's (FastAPI's shapes), produced in one place instead of a stack of exception middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import compile_path
+
+from .errors import RequestValidationError
+from .handlers import HandlerTimeout
+from .limits import Overloaded
+from .responses import JSONResponse, internal_error_response
+from .types import Receive, Scope, Send
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_log = structlog.get_logger("runtime.app")
+
+
+class RouteEntry:
+    """One served route: its template, method and endpoint."""
+
+    __slots__ = ("path", "method", "endpoint")
+
+    def __init__(self, path: str, method: str, endpoint: Endpoint):
+        self.path = path
+        self.method = method
+        self.endpoint = endpoint
+
+
+class _Pattern:
+    __slots__ = ("regex", "convertors", "methods")
+
+    def __init__(self, path: str):
+        self.regex, _, self.convertors = compile_path(path)
+        self.methods: dict[str, RouteEntry] = {}
+
+
+class Router:
+    """Finds the route for a method and path: (entry, path params) or why there is none."""
+
+    def __init__(self, entries: list[RouteEntry]):
+        self.static: dict[str, dict[str, RouteEntry]] = {}
+        self.patterns: list[_Pattern] = []
+        by_template: dict[str, _Pattern] = {}
+        for entry in entries:
+            if "{" not in entry.path:
+                self.static.setdefault(entry.path, {}).setdefault(entry.method, entry)
+                continue
+            pattern = by_template.get(entry.path)
+            if pattern is None:
+                pattern = by_template[entry.path] = _Pattern(entry.path)
+                self.patterns.append(pattern)
+            pattern.methods.setdefault(entry.method, entry)
+
+    def match(self, method: str, path: str) -> tuple[RouteEntry | None, dict[str, Any], tuple[str, ...]]:
+        """(entry, path params, allowed methods when the path exists but not for this method)."""
+        methods = self.static.get(path)
+        params: dict[str, Any] = {}
+        if methods is None:
+            for pattern in self.patterns:
+                found = pattern.regex.match(path)
+                if found is not None:
+                    methods = pattern.methods
+                    params = {k: pattern.convertors[k].convert(v) for k, v in found.groupdict().items()}
+                    break
+            else:
+                return None, params, ()
+        entry = methods.get(method) or (methods.get("GET") if method == "HEAD" else None)
+        if entry is None:
+            allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+            return None, params, tuple(sorted(allowed))
+        return entry, params, ()
+
+
+class RoutedApp:
+    """The ASGI app for the routes: dispatch, call, and answer errors with the contract's bodies."""
+
+    def __init__(self, entries: list[RouteEntry]):
+        self.router = Router(entries)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry, params, allowed = self.router.match(scope["method"], scope["path"])
+        if entry is None:
+            await self._no_route(scope, receive, send, allowed)
+            return
+        scope["path_params"] = params
+        scope["route_path"] = entry.path
+        request = Request(scope, receive, send)
+        try:
+            response = await entry.endpoint(request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes an answer here
+            response = error_response(exc, request)
+        await response(scope, receive, send)
+
+    async def _no_route(self, scope: Scope, receive: Receive, send: Send, allowed: tuple[str, ...]) -> None:
+        if allowed:
+            response: Response = JSONResponse(
+                {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
+            )
+        else:
+            path = scope["path"]
+            # As Starlette (and so the reference) does: `/items/` redirects to `/items` when that exists.
+            other = path[:-1] if path.endswith("/") and path != "/" else path + "/"
+            found, _, other_allowed = self.router.match(scope["method"], other)
+            if found is not None or other_allowed:
+                query = scope.get("query_string", b"").decode("latin-1")
+                response = RedirectResponse(other + (f"?{query}" if query else ""), status_code=307)
+            else:
+                response = JSONResponse({"detail": "Not Found"}, status_code=404)
+        await response(scope, receive, send)
+
+
+def error_response(exc: Exception, request: Request) -> Response:
+    """The contract's answer for an exception raised while handling `request`."""
+    if isinstance(exc, RequestValidationError):
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 413:
+            limit = request.scope.get("flash.max_body_bytes", 0)
+            return JSONResponse(too_large_body(limit), status_code=413)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, HandlerTimeout):
+        _log.warning("handler timed out", path=request.url.path, timeout_s=exc.seconds)
+        return JSONResponse({"detail": f"The handler did not finish within {exc.seconds:g} seconds"}, status_code=504)
+    if isinstance(exc, Overloaded):
+        return JSONResponse(
+            {"detail": "The worker is at capacity; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
+    _log.error("unhandled error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    return internal_error_response(exc, request.scope.get("state", {}).get("request_id", ""))
+
+
+def too_large_body(limit: int) -> dict[str, Any]:
+    return {"detail": f"Request body exceeds the limit of {limit} bytes", "limit": limit}
