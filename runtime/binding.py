@@ -131,6 +131,7 @@ class _SourceCodec:
         self.names = tuple(p.name for p in params)
         self.decoder = msgspec.json.Decoder(struct, strict=False)
         self.fields = {p.name: p.annotation for p in params}
+        self.pydantic_params = [p for p in params if mentions_pydantic(p.annotation)]
         self.bools = frozenset(p.name for p in params if _strip_none(p.annotation) is bool)
         self.sequences = frozenset(p.name for p in params if _is_sequence(p.annotation))
         self.structured = frozenset(
@@ -164,9 +165,8 @@ class _SourceCodec:
 
     def _result(self, value: msgspec.Struct) -> dict[str, Any]:
         out = dict(zip(self.names, msgspec.structs.astuple(value)))
-        for param in self.params:
-            if mentions_pydantic(param.annotation):
-                out[param.name] = _validate_pydantic(param, out[param.name], self.source)
+        for param in self.pydantic_params:
+            out[param.name] = _validate_pydantic(param, out[param.name], self.source)
         return out
 
     def decode_json(self, body: bytes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import structlog
 
 from .app import WorkerApp, build_routed_app
 from .artifact import unpack_artifact
+from .deadlines import Deadlines
 from .errors import StartupError
 from .execute import Executor
 from .handlers import Handler, SyncPool
@@ -18,7 +20,7 @@ from .health import Health, HealthState
 from .limits import Limiter
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
 from .manifest import Route, load_manifest, resource_routes, select_resource
-from .metrics import Metrics
+from .metrics import make_metrics
 from .server import Server, bind_address
 from .settings import Settings
 
@@ -68,7 +70,8 @@ def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> Lo
     functions = phases.timed("import", import_all)
 
     def build() -> list[Handler]:
-        return [Handler(f, r, pool, limiter, settings.request_timeout) for f, r in zip(functions, routes)]
+        deadlines = Deadlines()
+        return [Handler(f, r, pool, limiter, settings.request_timeout, deadlines) for f, r in zip(functions, routes)]
 
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
@@ -96,7 +99,7 @@ def check(settings: Settings) -> int:
 async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     """Run the worker until shut down; returns (exit status, whether boot finished)."""
     health = Health()
-    metrics = Metrics()
+    metrics = make_metrics(settings.metrics_served)
     worker = WorkerApp(settings, health, metrics)
     server = Server(settings, worker, health)
     try:
@@ -108,6 +111,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         "listening",
         addresses=sorted({bind_address(settings.host, p) for p in (settings.port, settings.health_port)}),
         server=settings.server.value,
+        loop=_loop_name(),
     )
     pool = SyncPool(settings.sync_threads)
     limiter = Limiter(settings.max_concurrency, settings.max_pending)
@@ -137,6 +141,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
             settings=settings.public(),
+            loop=_loop_name(),
         )
         _log.info("ready", since_start_ms=round((time.monotonic() - started_at) * 1000, 1))
         return True
@@ -147,6 +152,11 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         pool.shutdown()
     _log.info("stopped", exit_code=status)
     return status, finished
+
+
+def _loop_name() -> str:
+    loop = asyncio.get_running_loop()
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _ms(phases: dict[str, float]) -> dict[str, float]:

@@ -48,15 +48,28 @@ def main(argv: list[str] | None = None) -> int:
     from .loader import preload_runtime_modules
 
     try:
-        preload_runtime_modules(with_uvicorn=settings.server is ServerKind.UVICORN)
+        preload_runtime_modules(
+            with_uvicorn=settings.server is ServerKind.UVICORN, with_metrics=settings.metrics_served
+        )
     except StartupError as exc:
         log_startup_error(exc)
         return 2
     if args.check:
         return check(settings)
+    if settings.server is ServerKind.UVICORN:
+        _use_uvloop()
     status, boot_finished = asyncio.run(serve(settings, _STARTED))
     if not boot_finished:
         # The app was still importing in a thread when a signal arrived; do not wait for it.
         sys.stdout.flush()
         os._exit(status)
     return status
+
+
+def _use_uvloop() -> None:
+    """uvicorn's usual event loop, when installed (the `uvicorn` extra brings it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

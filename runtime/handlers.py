@@ -6,8 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .binding import Binder
+from .deadlines import DeadlineExceeded, Deadlines
 from .limits import Limiter
 from .manifest import Route
 from .responses import internal_error_response, iterate_sync, to_response
@@ -31,21 +31,6 @@ class HandlerTimeout(Exception):
         super().__init__()
         self.seconds = seconds
         self.slot_outlives_call = slot_outlives_call
-
-
-if sys.version_info >= (3, 11):
-
-    async def within(awaitable: Awaitable[Any], seconds: float | None) -> Any:
-        """Await with a deadline; unlike wait_for, no task is created per call."""
-        if seconds is None:
-            return await awaitable
-        async with asyncio.timeout(seconds):
-            return await awaitable
-
-else:  # pragma: no cover - Python 3.10
-
-    async def within(awaitable: Awaitable[Any], seconds: float | None) -> Any:
-        return await asyncio.wait_for(awaitable, seconds)
 
 
 class SyncPool:
@@ -70,8 +55,12 @@ class SyncPool:
 class Handler:
     """The Starlette endpoint for one manifest route."""
 
-    def __init__(self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float):
+    def __init__(
+        self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float,
+        deadlines: Deadlines,
+    ):
         self.func = func
+        self.deadlines = deadlines
         self.route = route
         self.binder = Binder(func, route)
         self.pool = pool
@@ -113,21 +102,21 @@ class Handler:
             return self.func(**kwargs)  # the body runs as the response streams
         if self.is_async:
             try:
-                return await within(self.func(**kwargs), self.timeout)
-            except asyncio.TimeoutError:
+                return await self.deadlines.run(self.func(**kwargs), self.timeout)
+            except DeadlineExceeded:
                 raise HandlerTimeout(self.timeout or 0) from None
         future = self.pool.submit(self.func, **kwargs)
         try:
             # shield: a timeout must not mark the future done while its thread still runs.
-            result = await within(asyncio.shield(future), self.timeout)
-        except asyncio.TimeoutError:
+            result = await self.deadlines.run(asyncio.shield(future), self.timeout)
+        except DeadlineExceeded:
             # The thread cannot be stopped: keep its slot until it really returns.
             future.add_done_callback(lambda _: self.limiter.release())
             raise HandlerTimeout(self.timeout or 0, slot_outlives_call=True) from None
         if inspect.isawaitable(result):  # a `def` that returned a coroutine
             try:
-                result = await within(result, self.timeout)
-            except asyncio.TimeoutError:
+                result = await self.deadlines.run(result, self.timeout)
+            except DeadlineExceeded:
                 raise HandlerTimeout(self.timeout or 0) from None
         return result
 

@@ -41,7 +41,6 @@ _RUNTIME_MODULES = (
     "msgspec.json",
     "orjson",
     "structlog",
-    "prometheus_client",
 )
 _UVICORN_MODULES = (
     "uvicorn",
@@ -55,10 +54,12 @@ _UVICORN_MODULES = (
 )
 
 
-def preload_runtime_modules(with_uvicorn: bool = False) -> None:
+def preload_runtime_modules(with_uvicorn: bool = False, with_metrics: bool = False) -> None:
     """Import the runtime's dependencies from its own environment, before the app's paths exist."""
     for name in _RUNTIME_MODULES:
         importlib.import_module(name)
+    if with_metrics:
+        importlib.import_module("prometheus_client")
     if with_uvicorn:
         for name in _UVICORN_MODULES:
             try:

@@ -5,20 +5,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 UNMATCHED = "<unmatched>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # one label for every path no route matched, to bound cardinality
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
+class NoMetrics:
+    """What the runtime records when `/metrics` is served nowhere: nothing, at no cost."""
+
+    content_type = "text/plain"
+
+    def request_started(self) -> None:
+        pass
+
+    def request_finished(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        pass
+
+    def watch_pending(self, read: Callable[[], float]) -> None:
+        pass
+
+    def record_boot(self, phases: dict[str, float]) -> None:
+        pass
+
+    def render(self) -> bytes:
+        return b""
+
+
+def make_metrics(enabled: bool) -> Metrics | NoMetrics:
+    """prometheus-client is imported only when some listener serves `/metrics`."""
+    return Metrics() if enabled else NoMetrics()
+
+
 class Metrics:
     """Request counts and latency by route and status, in-flight and pending gauges, boot phases."""
 
-    content_type = CONTENT_TYPE_LATEST
-
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        self.content_type = CONTENT_TYPE_LATEST
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "flash_requests", "Requests answered, by method, route and status.",
@@ -63,4 +88,6 @@ class Metrics:
             self.boot.labels(phase).set(seconds)
 
     def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)

@@ -70,6 +70,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def metrics_on_main_port(self) -> bool:
         return self.metrics is MetricsMode.ALWAYS
 
+    @property
+    def metrics_served(self) -> bool:
+        return self.metrics_on_main_port or self.metrics_on_health_port
+
     def public(self) -> dict[str, Any]:
         """The settings as plain JSON-able values, for the boot log line."""
         return msgspec.to_builtins(self, enc_hook=str)

@@ -1,0 +1,69 @@
+"""Handler deadlines, enforced by one watchdog instead of a timer per request.
+
+`asyncio.timeout` (or `wait_for`) schedules and cancels a timer for every call, which shows up
+on a busy worker. FLASH_REQUEST_TIMEOUT is measured in seconds, so a watchdog that looks at the
+open deadlines ten times a second is precise enough and costs a dict insert per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+RESOLUTION = 0.1  # seconds between watchdog passes: a timeout fires at most this late
+
+
+class DeadlineExceeded(Exception):
+    """The awaited work ran past its deadline and was cancelled."""
+
+
+class _Entry:
+    __slots__ = ("deadline", "task", "fired")
+
+    def __init__(self, deadline: float, task: asyncio.Task[Any]):
+        self.deadline = deadline
+        self.task = task
+        self.fired = False
+
+
+class Deadlines:
+    """Cancels tasks whose deadline has passed; `run` awaits work under a deadline."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Entry] = {}
+        self._ids = itertools.count()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def run(self, work: Awaitable[Any], seconds: float | None) -> Any:
+        """Await `work`; DeadlineExceeded when it is still running after `seconds`."""
+        if seconds is None:
+            return await work
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        task = asyncio.current_task()
+        assert task is not None
+        key = next(self._ids)
+        entry = self._open[key] = _Entry(time.monotonic() + seconds, task)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not entry.fired:
+                raise
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()  # this cancellation was ours, and is handled here
+            raise DeadlineExceeded from None
+        finally:
+            del self._open[key]
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RESOLUTION)
+            now = time.monotonic()
+            for entry in list(self._open.values()):
+                if not entry.fired and entry.deadline <= now:
+                    entry.fired = True
+                    entry.task.cancel()
