@@ -259,6 +259,22 @@ def markdown(results: dict) -> str:
                            f"{s['min_ms']:.1f} | {s['max_ms']:.1f} | {_x(speedup)} |")
         out.append("")
 
+    busy = results.get("busy", {})
+    if busy:
+        out += ["## /ping while the thread pool is full", "",
+                "`GET /ping` (wrk, 4 connections) while 240 blocking `def` requests (`time.sleep(2)`) are "
+                "kept in flight: 40 hold the pool's threads, the rest wait for one.", "",
+                "| server | /ping req/s | p50 ms | p99 ms | max ms | errors | sleeping requests done |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for server, s_ in busy.items():
+            if not s_["requests"]:  # every /ping waited behind the sleeping requests
+                out.append(f"| {server} | 0 (no answer during the run) | – | – | – | {s_['errors']} | "
+                           f"{s_['sleeping_ok']} |")
+                continue
+            out.append(f"| {server} | {s_['rps']:.0f} | {s_['p50_ms']:.2f} | {s_['p99_ms']:.2f} | "
+                       f"{s_['max_ms']:.1f} | {s_['errors']} | {s_['sleeping_ok']} |")
+        out.append("")
+
     failures = results.get("failures", {})
     if failures:
         out += ["## Not measured", ""]

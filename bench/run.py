@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,8 @@ REFERENCE, RUNTIME, RUNTIME_UV = "reference", "runtime", "runtime-uvicorn"
 RAW_HC, RAW_UV = "raw-hypercorn", "raw-uvicorn"
 ALL_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV, RAW_HC, RAW_UV)
 APP_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV)
-ALL_PHASES = ("cold", "load", "body", "routes")
+ALL_PHASES = ("cold", "load", "body", "busy", "routes")
+BUSY_CLIENTS = 240  # blocking requests kept in flight: 40 in the pool's threads, 200 waiting
 
 
 @dataclass(frozen=True)
@@ -575,6 +577,30 @@ class Bench:
                 log(f"  {name:16s} " + (f"{s['median_ms']:.1f} ms" if "median_ms" in s
                                           else f"error {s['error']}"))
 
+    # -- /ping while every pool thread sleeps
+
+    def phase_busy(self, live: dict[str, Server]) -> None:
+        """`GET /ping` latency (wrk, 4 connections) while BUSY_CLIENTS blocking `def` requests are
+        in flight: the thread pool is full and requests wait for it."""
+        names = [n for n in live if n in APP_SERVERS]
+        duration = self.profile.duration * 2
+        log(f"busy pool: /ping for {duration}s under {BUSY_CLIENTS} sleeping requests on {names}")
+        self.results["busy"] = {}
+        for name in names:
+            server = live[name]
+            stop = time.monotonic() + duration + 6
+            done = {"ok": 0, "errors": 0}
+            flooder = threading.Thread(target=_keep_sleeping, args=(server.spec.port, stop, done))
+            flooder.start()
+            time.sleep(3)  # the pool fills and the line forms
+            try:
+                run = wrk(server.spec.port, "/ping", 4, duration, "GET", server.proc.pid)
+            finally:
+                flooder.join(duration + 60)
+            self.results["busy"][name] = {**run, "sleeping_ok": done["ok"], "sleeping_errors": done["errors"]}
+            log(f"  {name:16s} /ping p50 {run['p50_ms']:.2f} ms p99 {run['p99_ms']:.2f} ms "
+                f"max {run['max_ms']:.1f} ms; sleeping requests ok {done['ok']} errors {done['errors']}")
+
     # -- routes
 
     def phase_routes(self) -> None:
@@ -625,13 +651,15 @@ class Bench:
         try:
             if "cold" in self.phases:
                 self.phase_cold()
-            if {"load", "body"} & set(self.phases):
+            if {"load", "body", "busy"} & set(self.phases):
                 live = self.start_long_lived()
                 if "load" in self.phases:
                     self.phase_memory(live)
                     self.phase_load(live)
                 if "body" in self.phases:
                     self.phase_body(live)
+                if "busy" in self.phases:
+                    self.phase_busy(live)
                 self.halt_all()
             if "routes" in self.phases:
                 self.phase_routes()
@@ -639,6 +667,35 @@ class Bench:
             self.halt_all()
         self.results["elapsed_s"] = time.perf_counter() - t0
         return self.results
+
+
+def _keep_sleeping(port: int, stop: float, done: dict) -> None:
+    """Keep BUSY_CLIENTS `POST /sleep` requests in flight until `stop` (monotonic)."""
+    import asyncio
+
+    async def client() -> None:
+        body = b'{"seconds": 2}'
+        request = (b"POST /sleep HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await asyncio.open_connection(HOST, port)
+                while time.monotonic() < stop:
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                      if line.lower().startswith(b"content-length")))
+                    await reader.readexactly(length)
+                    done["ok" if head.startswith(b"HTTP/1.1 200") else "errors"] += 1
+                writer.close()
+            except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError):
+                done["errors"] += 1
+                await asyncio.sleep(0.1)
+
+    async def main() -> None:
+        await asyncio.gather(*(client() for _ in range(BUSY_CLIENTS)))
+
+    asyncio.run(main())
 
 
 def make_body(size: int) -> tuple[bytes, int]:

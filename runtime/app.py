@@ -1,27 +1,25 @@
 """The ASGI application: `/ping` and `/metrics` first, then the routed handlers.
 
-`WorkerApp` exists from the moment the port is bound; the routed Starlette app is attached once
-the handlers have loaded. Until then every route but `/ping` (204) answers 503.
+`WorkerApp` exists from the moment the port is bound; the routed app is attached once the
+handlers have loaded. Until then every route but `/ping` (204) answers 503.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .handlers import Handler
 from .health import Health, HealthState
-from .metrics import Metrics
+from .metrics import Metrics, NoMetrics
 from .middleware import RequestContext, request_id_from, send_json
 from .responses import encode_json
 from .routing import RouteEntry, RoutedApp
 from .settings import Settings
 from .types import Receive, Scope, Send
 
-_log = structlog.get_logger("runtime.app")
 _PING_BODY = {HealthState.READY: {"status": "healthy"}, HealthState.DRAINING: {"status": "draining"}}
 _PING_STATUS = {HealthState.STARTING: 204, HealthState.READY: 200, HealthState.DRAINING: 503}
 _RETRY_AFTER = [(b"retry-after", b"1")]
@@ -30,7 +28,7 @@ _RETRY_AFTER = [(b"retry-after", b"1")]
 class WorkerApp:
     """The outermost ASGI app; `/ping` never waits behind handlers, limits or the thread pool."""
 
-    def __init__(self, settings: Settings, health: Health, metrics: Metrics):
+    def __init__(self, settings: Settings, health: Health, metrics: Metrics | NoMetrics):
         self.settings = settings
         self.health = health
         self.metrics = metrics
@@ -95,7 +93,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def build_routed_app(
-    handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics, executor: Any = None,
+    handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics | NoMetrics, executor: Any = None,
 ) -> RequestContext:
     """The user's routes, plus /execute, /openapi.json and /docs when enabled, behind the middleware."""
     entries: list[RouteEntry] = []

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from .health import Health, HealthState
 from .logs import access_logger
-from .metrics import Metrics
+from .metrics import Metrics, NoMetrics
 from .responses import encode_json
 from .routing import too_large_body
 from .types import ASGIApp, Message, Receive, Scope, Send
@@ -64,7 +64,7 @@ async def send_json(send: Send, status: int, body: Any, headers: list[tuple[byte
 class RequestContext:
     """Gives every request an id, caps its body, counts it in flight and logs it once done."""
 
-    def __init__(self, app: ASGIApp, health: Health, metrics: Metrics, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, health: Health, metrics: Metrics | NoMetrics, max_body_bytes: int):
         self.app = app
         self.health = health
         self.metrics = metrics

@@ -13,3 +13,11 @@ async def noop(value: int, label: str = "") -> dict:
 async def bulk(rows: list[list[float]], name: str = "") -> dict:
     """A large typed body (a matrix of floats) validated into arguments; a tiny answer."""
     return {"rows": len(rows)}
+
+
+def sleepy(seconds: float = 2.0) -> dict:
+    """A blocking `def` handler: it holds a pool thread for `seconds` (the busy-pool scenario)."""
+    import time
+
+    time.sleep(seconds)
+    return {"slept": seconds}
