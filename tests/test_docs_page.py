@@ -44,13 +44,25 @@ def chromium() -> str:
     return CHROMIUM
 
 
+def remove_profile(path: str) -> None:
+    """Remove a Chromium profile; its helper processes may still be writing to it for a moment."""
+    for _ in range(20):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(0.25)
+
+
 def run_chromium(binary: str, url: str, *args: str, budget_ms: int = 5000) -> subprocess.CompletedProcess:
     """One headless Chromium run with a fresh profile, e.g. `--dump-dom` or `--screenshot=...`."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
         return subprocess.run(
             [binary, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args, url],
             capture_output=True, text=True, timeout=90,
         )
+    finally:
+        remove_profile(profile)
 
 
 def dump_dom(binary: str, url: str) -> "Dom":
@@ -305,9 +317,9 @@ class Browser:
         from websockets.sync.client import connect
 
         self.stack = contextlib.ExitStack()
-        self.profile = tempfile.TemporaryDirectory(prefix="chromium-cdp-")
+        self.profile = tempfile.mkdtemp(prefix="chromium-cdp-")
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",
+            [binary, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
              "--remote-debugging-address=127.0.0.1", "--window-size=1280,1400", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -327,7 +339,7 @@ class Browser:
         self.call("Runtime.enable")
 
     def _devtools_port(self) -> int:
-        marker = Path(self.profile.name) / "DevToolsActivePort"
+        marker = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if marker.is_file() and (text := marker.read_text().split()):
@@ -381,7 +393,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        self.profile.cleanup()
+        remove_profile(self.profile)
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ def _post_in_background(url: str, json: dict, results: list) -> threading.Thread
     return thread
 
 
-def _wait_in_flight(worker: Worker, route: str) -> None:
-    """Give the request time to reach the handler (the server has read it)."""
+def _wait_in_flight() -> None:
+    """Give the background request time to reach its handler (it sleeps for seconds there)."""
     time.sleep(0.5)
 
 
@@ -34,7 +34,7 @@ def test_sigterm_with_a_slow_request_in_flight(tmp_path):
         worker.wait_ready()
         results: list = []
         thread = _post_in_background(worker.url + "/slow-sync", {"seconds": 3}, results)
-        _wait_in_flight(worker, "/slow-sync")
+        _wait_in_flight()
         sent = time.monotonic()
         worker.signal(signal.SIGTERM)
 
@@ -56,7 +56,7 @@ def test_requests_arriving_while_draining_are_served(tmp_path):
         worker.wait_ready()
         results: list = []
         thread = _post_in_background(worker.url + "/slow-async", {"seconds": 2}, results)
-        _wait_in_flight(worker, "/slow-async")
+        _wait_in_flight()
         worker.signal(signal.SIGTERM)
         worker.wait_status(503, timeout=2)
         # The load balancer has not noticed yet: a new request still gets an answer,
@@ -89,7 +89,7 @@ def test_second_signal_exits_at_once():
         worker.wait_ready()
         results: list = []
         thread = _post_in_background(worker.url + "/slow-sync", {"seconds": 10}, results)
-        _wait_in_flight(worker, "/slow-sync")
+        _wait_in_flight()
         worker.signal(signal.SIGTERM)
         worker.wait_status(503, timeout=2)
         start = time.monotonic()
@@ -104,7 +104,7 @@ def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit():
         worker.wait_ready()
         results: list = []
         thread = _post_in_background(worker.url + "/slow-async", {"seconds": 20}, results)
-        _wait_in_flight(worker, "/slow-async")
+        _wait_in_flight()
         start = time.monotonic()
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(15) == 0
