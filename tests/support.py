@@ -84,6 +84,17 @@ class Worker:
                 out.append(record)
         return out
 
+    def wait_log(self, predicate, timeout: float = 10.0) -> dict:
+        """The first JSON log line matching `predicate`, waiting for it to be printed and read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.logs():
+                if predicate(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching log line within {timeout}s:\n{self.output()[-4000:]}")
+            time.sleep(0.05)
+
     def output(self) -> str:
         with self._lines_lock:
             return "\n".join(self.lines)

@@ -38,7 +38,7 @@ def test_ping_is_204_while_the_startup_hook_runs_then_200(tmp_path):
         ready = worker.wait_status(200, timeout=15)
         assert ready.json() == {"status": "healthy"}
         assert httpx.get(worker.url + "/hello", timeout=5).json() == {"hello": "world"}
-        boot = next(line for line in worker.logs() if line["event"] == "boot")
+        boot = worker.wait_log(lambda line: line["event"] == "boot")
         assert boot["phases_ms"]["startup_hook"] >= 1400
         assert set(boot["phases_ms"]) >= {"manifest", "import", "routes", "startup_hook"}
         assert boot["settings"]["port"] == worker.port
@@ -94,7 +94,7 @@ def test_artifact_is_unpacked_into_the_module_path(tmp_path):
     with Worker(target, env={"FLASH_ARTIFACT_PATH": str(archive)}) as worker:
         worker.wait_ready()
         assert httpx.get(worker.url + "/hello").json() == {"hello": "world"}
-        boot = next(line for line in worker.logs() if line["event"] == "boot")
+        boot = worker.wait_log(lambda line: line["event"] == "boot")
         assert "unpack" in boot["phases_ms"]
     assert (target / "pkg" / "hello.py").is_file()
 

@@ -531,8 +531,8 @@ def test_try_it_shows_status_request_id_and_pretty_body(core_worker, browser):
     assert json.loads(shown["body"]) == {"item_id": 7, "verbose": True}
     assert shown["body"] == json.dumps({"item_id": 7, "verbose": True}, indent=2)
     request_id = shown["requestId"].split(": ")[1]
-    access = [r for r in core_worker.logs() if r.get("event") == "request" and r.get("request_id") == request_id]
-    assert access and access[0]["path"] == "/items/7", access
+    access = core_worker.wait_log(lambda r: r.get("event") == "request" and r.get("request_id") == request_id)
+    assert access["path"] == "/items/7", access
     browser.js(f"{card('get_item')}.scrollIntoView()")
     browser.screenshot(SCREENSHOTS / "core_app_try_it.png")
 

@@ -14,7 +14,7 @@ from support import Worker
 def test_boot_and_access_lines_are_json(core_worker):
     httpx.post(core_worker.url + "/scalars", json={"y": 1}, headers={"X-Request-ID": "log-check-1"})
     httpx.get(core_worker.url + "/ping")
-    time.sleep(0.3)
+    core_worker.wait_log(lambda line: line.get("request_id") == "log-check-1" and line["event"] == "request")
     logs = core_worker.logs()
     boot = next(line for line in logs if line["event"] == "boot")
     assert boot["level"] == "info" and boot["resource"] == "core"
