@@ -71,15 +71,13 @@ def preload_runtime_modules(with_uvicorn: bool = False, with_metrics: bool = Fal
                     ) from exc
 
 
-def extend_sys_path(module_path: Path, app_venv: Path | None) -> list[str]:
+def extend_sys_path(module_path: Path, app_venv: Path | None) -> None:
     """Put the application folder first on sys.path, then the app's own virtualenv packages."""
-    added: list[str] = []
     if not module_path.is_dir():
         raise StartupError(f"FLASH_MODULE_PATH: not a directory: {module_path}")
     folder = str(module_path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-        added.append(folder)
     if app_venv is not None:
         found = sorted(glob.glob(str(app_venv / "lib" / "python*" / "site-packages")))
         if not found:
@@ -91,8 +89,6 @@ def extend_sys_path(module_path: Path, app_venv: Path | None) -> list[str]:
             for entry in new:  # after the application folder, before the runtime's own packages
                 sys.path.remove(entry)
             sys.path[1:1] = new
-            added.extend(new)
-    return added
 
 
 def import_handlers(routes: list[Route], manifest_path: Path, module_path: Path) -> list[Callable[..., Any]]:

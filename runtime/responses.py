@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 import orjson
-from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 # Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
@@ -60,7 +59,7 @@ def encode_json(content: Any) -> bytes:
     return orjson.dumps(content, default=_default, option=_OPTIONS)
 
 
-def to_response(result: Any, accept: str, run_sync_iter: Any, background: BackgroundTask | None = None) -> Response:
+def to_response(result: Any, accept: str, run_sync_iter: Any) -> Response:
     """The response for a handler's return value."""
     if isinstance(result, Response):
         return result
