@@ -32,7 +32,7 @@ from starlette.requests import Request
 
 from .errors import RequestValidationError, StartupError
 from .manifest import Route
-from .validation import json_error, validation_error
+from .validation import json_error, strip_optional, validation_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SCALARS = (int, float, str, bool, type(None))
@@ -132,7 +132,7 @@ class _SourceCodec:
         self.decoder = msgspec.json.Decoder(struct, strict=False)
         self.fields = {p.name: p.annotation for p in params}
         self.pydantic_params = [p for p in params if mentions_pydantic(p.annotation)]
-        self.bools = frozenset(p.name for p in params if _strip_none(p.annotation) is bool)
+        self.bools = frozenset(p.name for p in params if strip_optional(p.annotation) is bool)
         self.sequences = frozenset(p.name for p in params if _is_sequence(p.annotation))
         self.structured = frozenset(
             p.name for p in params if p.name not in self.sequences and not _is_scalar(p.annotation)
@@ -236,11 +236,6 @@ def _normalize_bools(values: dict[str, Any], names: frozenset[str]) -> bool:
                 values[name] = word in _TRUE_WORDS
                 changed = True
     return changed
-
-
-def _strip_none(annotation: Any) -> Any:
-    args = [a for a in _union_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 else annotation
 
 
 def _copier(value: Any) -> Callable[[], Any]:

@@ -117,27 +117,30 @@ def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse
     )
 
 
+class _ThreadedItems:
+    """An async iterator over a blocking iterator, each `next` run in the pool."""
+
+    _DONE = object()
+
+    def __init__(self, iterator: Iterator[Any], run_in_thread: Any):
+        self.iterator = iterator
+        self.run_in_thread = run_in_thread
+
+    def __aiter__(self) -> "_ThreadedItems":
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self.run_in_thread(next, self.iterator, self._DONE)
+        if item is self._DONE:
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        close = getattr(self.iterator, "close", None)
+        if close is not None:
+            await self.run_in_thread(close)
+
+
 def iterate_sync(iterator: Iterator[Any], run_in_thread: Any) -> AsyncIterator[Any]:
     """Drive a blocking iterator from the pool, one item per hop, so the loop never blocks."""
-
-    sentinel = object()
-
-    def step() -> Any:
-        return next(iterator, sentinel)
-
-    class _Items:
-        def __aiter__(self) -> "_Items":
-            return self
-
-        async def __anext__(self) -> Any:
-            item = await run_in_thread(step)
-            if item is sentinel:
-                raise StopAsyncIteration
-            return item
-
-        async def aclose(self) -> None:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                await run_in_thread(close)
-
-    return _Items()
+    return _ThreadedItems(iterator, run_in_thread)

@@ -104,7 +104,8 @@ def _by_annotation(annotation: Any, message: str) -> tuple[str, str] | None:
     return None
 
 
-def _strip_optional(annotation: Any) -> Any:
+def strip_optional(annotation: Any) -> Any:
+    """`X` for `Optional[X]` and `Annotated[X, ...]`; anything else unchanged."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
@@ -147,7 +148,7 @@ def _resolve(tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] 
             node = node.get(token) if isinstance(node, dict) else None
             loc.append(token)
             continue
-        annotation = _strip_optional(annotation)
+        annotation = strip_optional(annotation)
         if token is _KEY:
             value_type = _value_type(annotation)
             key = _failing_key(node, value_type)
@@ -162,7 +163,7 @@ def _resolve(tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] 
             loc.append(token)
             node = node.get(token) if isinstance(node, dict) else None
             annotation = _field_type(annotation, token)
-    return loc, _strip_optional(annotation)
+    return loc, strip_optional(annotation)
 
 
 def _failing_key(node: Any, value_type: Any) -> Any:
