@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .handlers import Handler
@@ -114,10 +113,10 @@ def _openapi_routes(handlers: list[Handler]) -> list[RouteEntry]:
     document = encode_json(build_openapi(handlers, "Flash worker", __version__))
     page = DOCS_HTML.read_bytes() if DOCS_HTML.is_file() else b"<!doctype html><title>API</title>"
 
-    async def openapi(request: Request) -> Response:
+    async def openapi(scope: Scope, receive: Receive, send: Send) -> Response:
         return Response(document, media_type="application/json")
 
-    async def docs(request: Request) -> Response:
+    async def docs(scope: Scope, receive: Receive, send: Send) -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
 
     return [RouteEntry("/openapi.json", "GET", openapi), RouteEntry("/docs", "GET", docs)]

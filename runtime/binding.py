@@ -27,11 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.datastructures import QueryParams, UploadFile
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import RequestValidationError, StartupError
 from .manifest import Route
+from .types import Receive, Scope
 from .validation import json_error, strip_optional, validation_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -75,19 +76,32 @@ class Binder:
     def is_multipart(self) -> bool:
         return bool(self.files)
 
-    async def bind(self, request: Request) -> dict[str, Any]:
-        """The handler's keyword arguments for this request, or RequestValidationError."""
+    @property
+    def needs_request(self) -> bool:
+        """Whether binding (or the handler) needs a Starlette Request rather than the raw scope."""
+        return bool(self.files or self.request_params)
+
+    async def bind(self, scope: Scope, receive: Receive, request: Request | None) -> dict[str, Any]:
+        """The handler's keyword arguments for this request, or RequestValidationError.
+
+        `request` is given when `needs_request`; the body is then read through it, so the
+        handler's own `await request.body()` still works. Otherwise it is read from `receive`.
+        """
         kwargs: dict[str, Any] = {}
         if self.path is not None:
-            kwargs.update(self.path.convert(request.path_params))
+            kwargs.update(self.path.convert(scope["path_params"]))
         if self.query is not None:
-            kwargs.update(self.query.convert(self.query.query_values(request)))
+            kwargs.update(self.query.convert(self.query.query_values(QueryParams(scope["query_string"]))))
         if self.files:
+            assert request is not None
             kwargs.update(await self._bind_form(request))
-        elif self.model_param is not None:
-            kwargs[self.model_param.name] = _validate_model(self.model_param, await request.body())
-        elif self.body is not None:
-            kwargs.update(self.body.decode_json(await request.body()))
+        elif self.model_param is not None or self.body is not None:
+            body = await request.body() if request is not None else await read_body(receive)
+            if self.model_param is not None:
+                kwargs[self.model_param.name] = _validate_model(self.model_param, body)
+            else:
+                assert self.body is not None
+                kwargs.update(self.body.decode_json(body))
         for name in self.request_params:
             kwargs[name] = request
         return kwargs
@@ -119,6 +133,24 @@ class Binder:
             fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
             kwargs.update(self.form.convert(self.form.form_values(form, fields)))
         return kwargs
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body, straight from `receive` (no Request object, no stream)."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body  # the usual case: the body came in one message
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class _SourceCodec:
@@ -196,8 +228,7 @@ class _SourceCodec:
         except msgspec.ValidationError as exc:
             raise RequestValidationError([validation_error(self.source, exc, self.fields, lambda: values)]) from None
 
-    def query_values(self, request: Request) -> dict[str, Any]:
-        query = request.query_params
+    def query_values(self, query: QueryParams) -> dict[str, Any]:
         return self._collect(query, {k: v for k, v in query.items()})
 
     def form_values(self, form: Any, fields: dict[str, str]) -> dict[str, Any]:

@@ -36,14 +36,18 @@ class Deadlines:
         self._open: dict[int, _Entry] = {}
         self._ids = itertools.count()
         self._watchdog: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, work: Awaitable[Any], seconds: float | None) -> Any:
         """Await `work`; DeadlineExceeded when it is still running after `seconds`."""
         if seconds is None:
             return await work
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None or not loop.is_running() or self._watchdog is None or self._watchdog.done():
+            # Looked up once: asking for the running loop costs a system call (getpid) each time.
+            loop = self._loop = asyncio.get_running_loop()
+            self._watchdog = loop.create_task(self._watch())
+        task = asyncio.current_task(loop)
         assert task is not None
         key = next(self._ids)
         entry = self._open[key] = _Entry(time.monotonic() + seconds, task)

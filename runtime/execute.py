@@ -32,6 +32,7 @@ from starlette.responses import Response
 from .errors import StartupError
 from .handlers import SyncPool
 from .responses import JSONResponse
+from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.execute")
 
@@ -87,7 +88,8 @@ class Executor:
         self.pool = pool
         self.lock = asyncio.Lock()
 
-    async def endpoint(self, request: Request) -> Response:
+    async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> Response:
+        request = Request(scope, receive, send)
         client = request.client.host if request.client else None
         if not is_loopback(client):
             _log.warning("execute refused", client=client)

@@ -20,6 +20,7 @@ from .deadlines import DeadlineExceeded, Deadlines
 from .limits import Limiter
 from .manifest import Route
 from .responses import internal_error_response, iterate_sync, to_response
+from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.handler")
 
@@ -53,7 +54,7 @@ class SyncPool:
 
 
 class Handler:
-    """The Starlette endpoint for one manifest route."""
+    """The endpoint for one manifest route: `endpoint(scope, receive, send)` returns the response."""
 
     def __init__(
         self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float,
@@ -70,13 +71,15 @@ class Handler:
             getattr(func, "__call__", None)
         )
         self.is_async_gen = inspect.isasyncgenfunction(func)
+        self.needs_request = self.binder.needs_request
 
-    async def endpoint(self, request: Request) -> Response:
-        kwargs = await self.binder.bind(request)
+    async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> Response:
+        request = Request(scope, receive, send) if self.needs_request else None
+        kwargs = await self.binder.bind(scope, receive, request)
         await self.limiter.acquire()
         try:
             result = await self._call(kwargs)
-            response = to_response(result, request.headers.get("accept", ""), self._iterate_sync)
+            response = to_response(result, scope, self._iterate_sync)
         except HandlerTimeout as exc:
             if not exc.slot_outlives_call:
                 self.limiter.release()
@@ -87,7 +90,7 @@ class Handler:
         except Exception as exc:
             self.limiter.release()
             _log.error("handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc)
-            return internal_error_response(exc, request.scope["state"].get("request_id", ""))
+            return internal_error_response(exc, scope["state"].get("request_id", ""))
         except BaseException:
             self.limiter.release()
             raise

@@ -16,7 +16,7 @@ import structlog
 from starlette.exceptions import HTTPException
 
 from .health import Health, HealthState
-from .logs import access_logger
+from .logs import access_logger, request_id_var
 from .metrics import Metrics, NoMetrics
 from .responses import encode_json
 from .routing import too_large_body
@@ -29,8 +29,6 @@ _MAX_REQUEST_ID = 200
 # usable; a load balancer reusing it would otherwise see it closed under its next request.
 _DRAIN_UNREAD_BYTES = 1024 * 1024
 _log = structlog.get_logger("runtime.access")
-_bind = structlog.contextvars.bind_contextvars
-_unbind = structlog.contextvars.unbind_contextvars
 _random_bits = random.getrandbits  # request ids need to be unique, not secret
 
 
@@ -45,9 +43,19 @@ def request_id_from(scope: Scope) -> str:
     """The client's X-Request-ID when it is a sane token, else a fresh one."""
     for name, value in scope["headers"]:
         if name == _REQUEST_ID:
-            if 0 < len(value) <= _MAX_REQUEST_ID and value.isascii() and value.decode().isprintable():
-                return value.decode()
-            break
+            return _sane_id(value) or _fresh_id()
+    return _fresh_id()
+
+
+def _sane_id(value: bytes) -> str | None:
+    if 0 < len(value) <= _MAX_REQUEST_ID and value.isascii():
+        text = value.decode()
+        if text.isprintable():
+            return text
+    return None
+
+
+def _fresh_id() -> str:
     return "%032x" % _random_bits(128)
 
 
@@ -75,15 +83,30 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(scope)
+        # One pass over the headers: the client's request id, the declared length, chunking.
+        request_id: str | None = None
+        declared: int | None = None
+        chunked = seen_id = seen_length = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not seen_length:
+                    seen_length = True
+                    declared = int(value) if value.isdigit() else None
+            elif name == _REQUEST_ID:
+                if not seen_id:
+                    seen_id = True
+                    request_id = _sane_id(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if request_id is None:
+            request_id = _fresh_id()
         scope.setdefault("state", {})["request_id"] = request_id
         scope["flash.max_body_bytes"] = limit = self.max_body_bytes
         id_header = (_REQUEST_ID, request_id.encode())
         health = self.health
-        declared = _content_length(scope)
         status = 0
         received = 0
-        body_done = scope["method"] in ("GET", "HEAD") and declared is None and not _chunked(scope)
+        body_done = declared is None and not chunked and scope["method"] in ("GET", "HEAD")
 
         async def receive_capped() -> Message:
             nonlocal body_done, received
@@ -108,15 +131,14 @@ class RequestContext:
                     # unread; discard it first so the connection can be reused.
                     body_done = True
                     await _discard_body(receive, _DRAIN_UNREAD_BYTES)
-                headers = list(message.get("headers", ()))
-                headers.append(id_header)
+                headers = [*message.get("headers", ()), id_header]
                 if health.state is HealthState.DRAINING:
                     # Ask keep-alive clients to reconnect, so the drain can close the listener.
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
 
-        _bind(request_id=request_id)
+        token = request_id_var.set(request_id)
         health.request_started()
         self.metrics.request_started()
         start = time.perf_counter()
@@ -136,7 +158,7 @@ class RequestContext:
             route = scope.get("route_path")
             self.metrics.request_finished(scope["method"], route, status, elapsed)
             self.access(request_id, scope["method"], scope["path"], route, status, elapsed)
-            _unbind("request_id")
+            request_id_var.reset(token)
 
 
 async def _discard_body(receive: Receive, limit: int) -> None:
@@ -149,19 +171,3 @@ async def _discard_body(receive: Receive, limit: int) -> None:
         if not message.get("more_body", False):
             return
 
-
-def _chunked(scope: Scope) -> bool:
-    for name, _ in scope["headers"]:
-        if name == b"transfer-encoding":
-            return True
-    return False
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None

@@ -14,6 +14,8 @@ import msgspec
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from .types import Scope
+
 # Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
 # decoded with their class-level default.
 # OPT_UTC_Z writes UTC as `Z`, as pydantic does in the reference.
@@ -22,13 +24,36 @@ _OPTIONS = (
 )
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 class JSONResponse(Response):
-    """JSON encoded by orjson, with the types handlers commonly return."""
+    """JSON encoded by orjson, with the types handlers commonly return.
+
+    A plain answer (no extra headers, media type or background task: every handler's dict) skips
+    Starlette's general header assembly; the headers are the same ones it would produce.
+    """
 
     media_type = "application/json"
 
+    def __init__(
+        self, content: Any, status_code: int = 200, headers: Any = None, media_type: str | None = None,
+        background: Any = None,
+    ) -> None:
+        if headers is not None or media_type is not None or background is not None or not _has_body(status_code):
+            super().__init__(content, status_code, headers, media_type, background)
+            return
+        self.status_code = status_code
+        self.background = None
+        self.body = body = encode_json(content)
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+
     def render(self, content: Any) -> bytes:
         return encode_json(content)
+
+
+def _has_body(status: int) -> bool:
+    return status >= 200 and status not in (204, 304)
 
 
 def _default(value: Any) -> Any:
@@ -59,15 +84,24 @@ def encode_json(content: Any) -> bytes:
     return orjson.dumps(content, default=_default, option=_OPTIONS)
 
 
-def to_response(result: Any, accept: str, run_sync_iter: Any) -> Response:
-    """The response for a handler's return value."""
+def to_response(result: Any, scope: Scope, run_sync_iter: Any) -> Response:
+    """The response for a handler's return value (`scope` gives the Accept header for streams)."""
+    if type(result) is dict:  # the common case first
+        return JSONResponse(result)
     if isinstance(result, Response):
         return result
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(bytes(result), media_type="application/octet-stream")
     if inspect.isasyncgen(result) or inspect.isgenerator(result):
-        return stream_response(result, accept, run_sync_iter)
+        return stream_response(result, _accept(scope), run_sync_iter)
     return JSONResponse(result)
+
+
+def _accept(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return value.decode("latin-1")
+    return ""
 
 
 def stream_response(items: Any, accept: str, run_sync_iter: Any) -> StreamingResponse:

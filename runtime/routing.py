@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import compile_path
 
@@ -23,7 +23,9 @@ from .limits import Overloaded
 from .responses import JSONResponse, internal_error_response
 from .types import Receive, Scope, Send
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+# An endpoint takes the request as ASGI gives it and returns the response to send; it builds a
+# Starlette Request only if it needs one (most handlers only need the scope and the body).
+Endpoint = Callable[[Scope, Receive, Send], Awaitable[Response]]
 _log = structlog.get_logger("runtime.app")
 
 
@@ -96,11 +98,10 @@ class RoutedApp:
             return
         scope["path_params"] = params
         scope["route_path"] = entry.path
-        request = Request(scope, receive, send)
         try:
-            response = await entry.endpoint(request)
+            response = await entry.endpoint(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - every error becomes an answer here
-            response = error_response(exc, request)
+            response = error_response(exc, scope)
         await response(scope, receive, send)
 
     async def _no_route(self, scope: Scope, receive: Receive, send: Send, allowed: tuple[str, ...]) -> None:
@@ -121,26 +122,29 @@ class RoutedApp:
         await response(scope, receive, send)
 
 
-def error_response(exc: Exception, request: Request) -> Response:
-    """The contract's answer for an exception raised while handling `request`."""
+def error_response(exc: Exception, scope: Scope) -> Response:
+    """The contract's answer for an exception raised while handling the request of `scope`."""
     if isinstance(exc, RequestValidationError):
         return JSONResponse({"detail": exc.errors}, status_code=422)
     if isinstance(exc, HTTPException):
         if exc.status_code == 413:
-            limit = request.scope.get("flash.max_body_bytes", 0)
-            return JSONResponse(too_large_body(limit), status_code=413)
+            return JSONResponse(too_large_body(scope.get("flash.max_body_bytes", 0)), status_code=413)
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if isinstance(exc, HandlerTimeout):
-        _log.warning("handler timed out", path=request.url.path, timeout_s=exc.seconds)
+        _log.warning("handler timed out", path=scope["path"], timeout_s=exc.seconds)
         return JSONResponse({"detail": f"The handler did not finish within {exc.seconds:g} seconds"}, status_code=504)
     if isinstance(exc, Overloaded):
         return JSONResponse(
             {"detail": "The worker is at capacity; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
         )
-    _log.error("unhandled error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
-    return internal_error_response(exc, request.scope.get("state", {}).get("request_id", ""))
+    if isinstance(exc, ClientDisconnect):
+        # Nobody reads this answer; it is what the access line records.
+        _log.info("client disconnected before sending the whole body", path=scope["path"])
+        return JSONResponse({"detail": "Client disconnected"}, status_code=400)
+    _log.error("unhandled error", path=scope["path"], error=type(exc).__name__, exc_info=exc)
+    return internal_error_response(exc, scope.get("state", {}).get("request_id", ""))
 
 
 def too_large_body(limit: int) -> dict[str, Any]:
