@@ -18,6 +18,7 @@ from .execute import Executor
 from .handlers import Handler, SyncPool
 from .health import Health, HealthState
 from .limits import Limiter
+from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
 from .manifest import Route, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
@@ -150,6 +151,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         status = await server.run(boot)
     finally:
         pool.shutdown()
+    flush_buffered_lines()  # the last access lines before the last line
     _log.info("stopped", exit_code=status)
     return status, finished
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the JSON Schema of the manifest this runtime accepts, and exit")
     args = parser.parse_args(argv)
 
-    from .logs import configure_logging, get_logger
+    from .logs import configure_logging, flush_buffered_lines, get_logger
     from .settings import ServerKind, Settings, SettingsError
 
     if args.print_manifest_schema:
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     status, boot_finished = asyncio.run(serve(settings, _STARTED))
     if not boot_finished:
         # The app was still importing in a thread when a signal arrived; do not wait for it.
+        flush_buffered_lines()
         sys.stdout.flush()
         os._exit(status)
     return status

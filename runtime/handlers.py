@@ -76,7 +76,8 @@ class Handler:
     async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> Response:
         request = Request(scope, receive, send) if self.needs_request else None
         kwargs = await self.binder.bind(scope, receive, request)
-        await self.limiter.acquire()
+        if not self.limiter.try_acquire():
+            await self.limiter.acquire()
         try:
             result = await self._call(kwargs)
             response = to_response(result, scope, self._iterate_sync)

@@ -28,9 +28,15 @@ class Limiter:
     def pending(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, without waiting (the usual case, without a coroutine)."""
         if self.capacity == 0 or (self.active < self.capacity and not self._waiters):
             self.active += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         if len(self._waiters) >= self.max_pending:
             raise Overloaded

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from .health import Health, HealthState
+from .logs import flush_buffered_lines
 from .settings import ServerKind, Settings
 
 _log = structlog.get_logger("runtime.server")
@@ -80,6 +81,7 @@ class Server:
         self._signals += 1
         if self._signals > 1:
             _log.warning("second signal, exiting now", signal=signal.Signals(signum).name)
+            flush_buffered_lines()
             os._exit(1)
         if self.health.state is HealthState.STARTING:
             _log.info("draining", signal=signal.Signals(signum).name, in_flight=self.health.in_flight, booting=True)
@@ -183,8 +185,9 @@ class _Uvicorn:
             def capture_signals(self) -> Iterator[None]:  # the runtime owns the signals
                 yield
 
+        # proxy_headers off: as under Hypercorn, the client is the TCP peer, never X-Forwarded-For.
         config = uvicorn.Config(
-            app, lifespan="on", access_log=False, log_config=None, server_header=False,
+            app, lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
             timeout_keep_alive=int(self.settings.keep_alive_timeout), backlog=2048,
         )
         server = _Server(config)
