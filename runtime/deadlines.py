@@ -8,7 +8,6 @@ open deadlines ten times a second is precise enough and costs a dict insert per 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -20,26 +19,20 @@ class DeadlineExceeded(Exception):
     """The awaited work ran past its deadline and was cancelled."""
 
 
-class _Entry:
-    __slots__ = ("deadline", "task", "fired")
-
-    def __init__(self, deadline: float, task: asyncio.Task[Any]):
-        self.deadline = deadline
-        self.task = task
-        self.fired = False
-
-
 class Deadlines:
     """Cancels tasks whose deadline has passed; `run` awaits work under a deadline."""
 
     def __init__(self) -> None:
-        self._open: dict[int, _Entry] = {}
-        self._ids = itertools.count()
+        self._open: dict[asyncio.Task[Any], float] = {}  # task -> monotonic deadline
+        self._fired: set[asyncio.Task[Any]] = set()  # tasks this watchdog cancelled
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, work: Awaitable[Any], seconds: float | None) -> Any:
-        """Await `work`; DeadlineExceeded when it is still running after `seconds`."""
+        """Await `work`; DeadlineExceeded when it is still running after `seconds`.
+
+        Called from the request's own task, one deadline at a time per task.
+        """
         if seconds is None:
             return await work
         loop = self._loop
@@ -49,25 +42,26 @@ class Deadlines:
             self._watchdog = loop.create_task(self._watch())
         task = asyncio.current_task(loop)
         assert task is not None
-        key = next(self._ids)
-        entry = self._open[key] = _Entry(time.monotonic() + seconds, task)
+        self._open[task] = time.monotonic() + seconds
         try:
             return await work
         except asyncio.CancelledError:
-            if not entry.fired:
+            if task not in self._fired:
                 raise
             uncancel = getattr(task, "uncancel", None)
             if uncancel is not None:
                 uncancel()  # this cancellation was ours, and is handled here
             raise DeadlineExceeded from None
         finally:
-            del self._open[key]
+            del self._open[task]
+            if self._fired:
+                self._fired.discard(task)
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(RESOLUTION)
             now = time.monotonic()
-            for entry in list(self._open.values()):
-                if not entry.fired and entry.deadline <= now:
-                    entry.fired = True
-                    entry.task.cancel()
+            for task, deadline in list(self._open.items()):
+                if deadline <= now and task not in self._fired:
+                    self._fired.add(task)
+                    task.cancel()
