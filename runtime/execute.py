@@ -3,7 +3,9 @@
 It executes arbitrary code, so it is guarded three times: it exists only with
 FLASH_ENABLE_EXECUTE set (never because of the manifest's `is_live_resource`), the settings refuse
 it on a deployed worker (RUNPOD_ENDPOINT_ID or RUNPOD_POD_ID set), and it answers 403 to any
-client that is not on the loopback interface. It is the only place a request is unpickled.
+client that is not on the loopback interface, or that came through a proxy (a request with
+Forwarded, X-Forwarded-For or X-Real-IP: a sidecar proxy such as Knative's queue-proxy connects
+from 127.0.0.1 on behalf of remote clients). It is the only place a request is unpickled.
 
 The wire format is the one `runpod_flash`'s load-balancer stub sends: `function_name`,
 `function_code`, cloudpickle+base64 `args` and `kwargs`, and `modules` (relative path -> source of
@@ -58,6 +60,10 @@ def require_cloudpickle() -> Any:
     return cloudpickle
 
 
+# Headers a proxy adds: their presence means the loopback peer is relaying someone else.
+_PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -91,8 +97,9 @@ class Executor:
     async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> Response:
         request = Request(scope, receive, send)
         client = request.client.host if request.client else None
-        if not is_loopback(client):
-            _log.warning("execute refused", client=client)
+        proxied = any(name in _PROXY_HEADERS for name, _ in scope["headers"])
+        if not is_loopback(client) or proxied:
+            _log.warning("execute refused", client=client, proxied=proxied)
             return JSONResponse({"detail": "/execute accepts loopback clients only"}, status_code=403)
         try:
             call = _decoder.decode(await request.body())

@@ -186,8 +186,11 @@ class _BatchedLines:
         if not self.pending:
             return
         lines, self.pending = self.pending, []
-        self.stream.write(b"\n".join(lines) + b"\n")
-        self.stream.flush()
+        try:
+            self.stream.write(b"\n".join(lines) + b"\n")
+            self.stream.flush()
+        except (ValueError, OSError):  # stdout closed or its reader gone: nothing to write to
+            pass
 
 
 _flush_on_exit: list[Callable[[], None]] = []

@@ -62,6 +62,16 @@ def test_module_path_escaping_its_folder_is_refused(dev_worker, tmp_path):
         assert response.json()["success"] is False and "escapes" in response.json()["error"]
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_request_relayed_by_a_local_proxy_gets_403(dev_worker, header):
+    """A sidecar proxy connects from 127.0.0.1 for remote clients and says so in these headers."""
+    payload = {"function_name": "f", "function_code": "def f():\n    return 1\n"}
+    value = "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"
+    response = httpx.post(dev_worker.url + "/execute", json=payload, headers={header: value})
+    assert response.status_code == 403
+    assert httpx.post(dev_worker.url + "/execute", json=payload).json()["success"] is True
+
+
 def test_execute_is_404_by_default():
     with Worker(CORE_APP) as worker:
         worker.wait_ready()
