@@ -1,6 +1,6 @@
 # Benchmarks: the runtime against the reference (runpod_flash's FastAPI app on uvicorn).
 # Included by the Makefile; uses its VENV, PY and venv target.
-.PHONY: bench bench-quick bench-setup bench-profile
+.PHONY: bench bench-quick bench-setup bench-profile bench-inprocess
 RUNTIME_VENV := .venv-runtime
 
 bench-setup: $(RUNTIME_VENV)/.installed
@@ -23,3 +23,7 @@ bench-quick: venv bench-setup
 ## bench-profile: py-spy on the runtime under load; writes bench/results/profile.*
 bench-profile: venv bench-setup
 	$(PY) bench/profile.py $(PROFILE_ARGS)
+
+## bench-inprocess: the runtime's own cost per request, no server (INPROCESS_ARGS="--profile" for cProfile)
+bench-inprocess: venv
+	$(PY) bench/inprocess.py $(INPROCESS_ARGS)

@@ -101,6 +101,10 @@ def main() -> None:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
             report = out.getvalue()
+        for task in asyncio.all_tasks(loop):  # the deadline watchdog
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.close()
         sys.stdout.flush()
     finally:
         os.dup2(saved, 1)

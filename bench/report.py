@@ -224,7 +224,8 @@ def markdown(results: dict) -> str:
     if routes:
         out += ["## Routes", "", "Generated manifests of N no-op POST routes; boot = exec -> first "
                 f"200 (median of {prof.get('boot_runs')}); throughput = c64 on the last route "
-                "registered.", "",
+                "registered. Route counts alternate like the servers: boot and load rounds rotate "
+                "through every (count, server) pair, so the 1000/1 ratios compare the same moments.", "",
                 "| routes | server | boot ms | runtime boot phases ms | req/s | req per server "
                 "CPU-s | p50 ms | p99 ms | others on CPU 0 % | errors |",
                 "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]

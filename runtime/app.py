@@ -32,6 +32,7 @@ class WorkerApp:
         self.health = health
         self.metrics = metrics
         self.routed: Any = None  # set by `attach` once the handlers are loaded
+        self.health_port = settings.health_port if settings.separate_health_port else None
 
     def attach(self, routed: Any) -> None:
         self.routed = routed
@@ -42,7 +43,7 @@ class WorkerApp:
             path = scope["path"]
             if path == "/ping":
                 await self._ping(scope, send)
-            elif self.settings.separate_health_port and scope.get("server", (None, None))[1] == self.settings.health_port:
+            elif self.health_port is not None and scope.get("server", (None, None))[1] == self.health_port:
                 await self._health_listener(scope, send)
             elif path == "/metrics" and self.settings.metrics_on_main_port:
                 await self._metrics(scope, send)
