@@ -144,28 +144,30 @@ class _BatchedLines:
     """Writes access lines in batches, at most FLUSH_SECONDS after the first line of a batch.
 
     A write to stdout is a system call (and a wake-up of whatever reads the pipe); one per
-    request is a measurable share of a small request's cost. Lines are buffered and written
-    together by a timer on the event loop, or at once when the batch is large, when no loop
-    is running, and at exit. A crash can lose at most the last FLUSH_SECONDS of access lines;
-    the runtime's other lines are never delayed.
+    request is a measurable share of a small request's cost. Lines are appended to one buffer
+    (keeping each line as a bytes object of its own until the write cost more, in the memory
+    allocator, than rendering the line) and written together by a timer on the event loop, or at
+    once when the buffer is large, when no loop is running, and at exit. A crash can lose at most the last
+    FLUSH_SECONDS of access lines; the runtime's other lines are never delayed.
     """
 
     FLUSH_SECONDS = 0.02
-    MAX_PENDING = 512
+    MAX_BUFFERED = 128 * 1024  # bytes
 
     def __init__(self, stream: Any):
         self.stream = stream
-        self.pending: list[bytes] = []
+        self.buffer = bytearray()
         self.scheduled = False
         self.loop: asyncio.AbstractEventLoop | None = None
         atexit.register(self.flush)
         _flush_on_exit.append(self.flush)
 
-    def msg(self, message: bytes) -> None:
-        pending = self.pending
-        pending.append(message)
+    def msg(self, line: bytes) -> None:
+        buffer = self.buffer
+        buffer += line
+        buffer += b"\n"
         if self.scheduled:
-            if len(pending) >= self.MAX_PENDING:
+            if len(buffer) >= self.MAX_BUFFERED:
                 self.flush()
             return
         loop = self.loop
@@ -183,11 +185,11 @@ class _BatchedLines:
         self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.buffer:
             return
-        lines, self.pending = self.pending, []
+        data, self.buffer = self.buffer, bytearray()
         try:
-            self.stream.write(b"\n".join(lines) + b"\n")
+            self.stream.write(data)
             self.stream.flush()
         except (ValueError, OSError):  # stdout closed or its reader gone: nothing to write to
             pass
