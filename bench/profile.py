@@ -119,7 +119,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="flash-profile-"))
     args.out.mkdir(parents=True, exist_ok=True)
     raw_path = args.out / f"{label}.raw"
-    server = run.Server(run.make_spec(name, run.NOOP_APP, workdir), workdir)
+    loop = "uvloop" if name == run.RAW_UV else "asyncio"  # the loop of the runtime variant it floors
+    server = run.Server(run.make_spec(name, run.NOOP_APP, workdir, loop), workdir)
     try:
         server.start()
         server.wait_ready()

@@ -3,8 +3,9 @@
     raw_serve.py hypercorn|uvicorn PORT [HOST] [--loop asyncio|uvloop]
 
 The server is configured as the runtime configures it (keep-alive 600 s, no access log, no
-server header, the server started from inside `asyncio.run` on the loop the runtime uses), so
-the floor differs from the runtime only by the runtime's own code.
+server header, no proxy-header rewriting under uvicorn, the server started from inside
+`asyncio.run` on the loop the runtime uses), so the floor differs from the runtime only by the
+runtime's own code.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def serve_uvicorn(host: str, port: int, stop: asyncio.Event) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
-                            log_config=None, server_header=False,
+                            log_config=None, server_header=False, proxy_headers=False,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS, backlog=2048)
     server = uvicorn.Server(config)
     server.capture_signals = _no_signals  # this process owns SIGTERM, as the runtime does
