@@ -248,3 +248,24 @@ def test_connection_stays_usable_after_an_answer_that_did_not_read_the_body(core
 def test_body_invalid_after_the_first_validation_error_is_422(client):
     r = client.post("/scalars", content=b"9\xff\xfe garbage")
     assert r.status_code == 422 and detail(r)["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
+def test_client_gone_mid_body_is_an_access_line_not_an_error(server):
+    """A client that closes its connection before sending the declared body is not a server fault."""
+    import socket
+    import time
+
+    from support import CORE_APP, Worker
+
+    with Worker(CORE_APP, env={"FLASH_SERVER": server}) as worker:
+        worker.wait_ready()
+        with socket.create_connection(("127.0.0.1", worker.port)) as sock:
+            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-mid-body\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"y\": 1")
+            time.sleep(0.3)
+        line = worker.wait_log(lambda line: line.get("request_id") == "gone-mid-body" and line["event"] == "request")
+        assert line["status"] == 400
+        assert worker.wait_log(lambda line: line["event"].startswith("client disconnected"))
+        assert not [line for line in worker.logs() if line["level"] == "error"]
+        assert httpx.post(worker.url + "/scalars", json={"y": 1}).status_code == 200
