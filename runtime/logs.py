@@ -147,8 +147,9 @@ class _BatchedLines:
     request is a measurable share of a small request's cost. Lines are appended to one buffer
     (keeping each line as a bytes object of its own until the write cost more, in the memory
     allocator, than rendering the line) and written together by a timer on the event loop, or at
-    once when the buffer is large, when no loop is running, and at exit. A crash can lose at most the last
-    FLUSH_SECONDS of access lines; the runtime's other lines are never delayed.
+    once when the buffer is large, when no loop is running, and at exit (`flush_buffered_lines`).
+    A crash can lose at most the last FLUSH_SECONDS of access lines; the runtime's other lines
+    are never delayed.
     """
 
     FLUSH_SECONDS = 0.02
@@ -159,7 +160,6 @@ class _BatchedLines:
         self.buffer = bytearray()
         self.scheduled = False
         self.loop: asyncio.AbstractEventLoop | None = None
-        atexit.register(self.flush)
         _flush_on_exit.append(self.flush)
 
     def msg(self, line: bytes) -> None:
@@ -199,6 +199,9 @@ _flush_on_exit: list[Callable[[], None]] = []
 
 
 def flush_buffered_lines() -> None:
-    """Write out buffered access lines now (before `os._exit`, which skips atexit)."""
+    """Write out buffered access lines now; also run at exit (call it before `os._exit`)."""
     for flush in _flush_on_exit:
         flush()
+
+
+atexit.register(flush_buffered_lines)
