@@ -13,6 +13,7 @@ import msgspec
 import structlog
 
 from .app import WorkerApp, build_routed_app
+from . import cpuinfo_probe
 from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
 from .deadlines import Deadlines
 from .errors import StartupError
@@ -76,6 +77,8 @@ def load_application(
 
     def import_all() -> list[Any]:
         extend_sys_path(settings.module_path, settings.app_venv)
+        if settings.fast_cpuinfo:
+            cpuinfo_probe.install()
         return import_handlers(routes, settings.manifest_path, settings.module_path)
 
     functions = phases.timed("import", import_all)

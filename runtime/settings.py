@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keep_alive_timeout: float = 600.0
 
     enable_execute: bool = False
+    fast_cpuinfo: bool = True
     openapi: bool = True
     metrics: MetricsMode = MetricsMode.HEALTH
 
@@ -127,6 +128,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),
             keep_alive_timeout=reader.number("FLASH_KEEP_ALIVE_TIMEOUT", 600.0, float, _positive),
             enable_execute=reader.flag("FLASH_ENABLE_EXECUTE", False),
+            fast_cpuinfo=reader.flag("FLASH_FAST_CPUINFO", True),
             openapi=reader.flag("FLASH_OPENAPI", True),
             metrics=MetricsMode(reader.choice("FLASH_METRICS", "health", tuple(m.value for m in MetricsMode))),
         )
