@@ -10,13 +10,51 @@ import asyncio
 import atexit
 import contextvars
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-import structlog
+
+
+def _import_structlog() -> Any:
+    """structlog, without the terminal pretty-printers (rich, colorama, better_exceptions) that its
+    `dev` module imports when they are installed (rich and pygments: ~90 ms of every boot), unless
+    the console format, which uses them, is asked for. LOG_FORMAT itself is checked by Settings."""
+    if os.environ.get("LOG_FORMAT", "json").strip().lower() == "console":
+        import structlog
+
+        return structlog
+    hidden = [name for name in ("rich", "colorama", "better_exceptions") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+    try:
+        import structlog
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]  # the app may import them itself
+    return structlog
+
+
+structlog = _import_structlog()
+
+# orjson leaves U+2028, U+2029 and NEL unescaped: valid JSON, but log readers that split lines on
+# them (Python's str.splitlines, JavaScript) would cut a line in two. UTF-8 is self-synchronising,
+# so these byte sequences occur only as those characters, which occur only inside JSON strings.
+_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+def escape_line_breaks(line: bytes) -> bytes:
+    """A JSON line with the Unicode line separators a reader might split on escaped."""
+    if line.isascii():
+        return line
+    for raw, escaped in _LINE_BREAKS:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
 
 # The id of the request being handled, added to every log line written while it is. One
 # ContextVar of the runtime's own: setting it costs less than structlog's bind/unbind, and each
@@ -32,11 +70,11 @@ def _add_request_id(logger: Any, method: str, event_dict: dict[str, Any]) -> dic
 
 
 def _dumps_bytes(obj: Any, **_: Any) -> bytes:
-    return orjson.dumps(obj, default=repr)
+    return escape_line_breaks(orjson.dumps(obj, default=repr))
 
 
 def _dumps_str(obj: Any, **_: Any) -> str:
-    return orjson.dumps(obj, default=repr).decode()
+    return escape_line_breaks(orjson.dumps(obj, default=repr)).decode()
 
 
 _configured = {"level": logging.INFO, "format": "json"}
@@ -112,11 +150,12 @@ def access_logger() -> AccessLog:
     clock = _UTCStamps()
 
     def write(request_id: str, method: str, path: str, route: str | None, status: int, seconds: float) -> None:
-        out.msg(orjson.dumps({
+        line = orjson.dumps({
             "request_id": request_id, "method": method, "path": path, "route": route, "status": status,
             "duration_ms": round(seconds * 1000, 3), "event": "request", "level": "info",
             "timestamp": clock.now(),
-        }))
+        })
+        out.msg(line if path.isascii() else escape_line_breaks(line))
 
     return write
 

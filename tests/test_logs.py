@@ -46,3 +46,58 @@ def test_console_format_is_not_json():
         time.sleep(0.2)
         assert worker.lines and not worker.logs()
         assert any("ready" in line for line in worker.lines)
+
+
+LOGS_SEPARATORS = """
+import logging
+
+
+def shout(text: str = "") -> dict:
+    logging.getLogger("app").warning("said %s", text)
+    return {"ok": True}
+"""
+
+
+def test_unicode_line_separators_from_requests_are_escaped_in_log_lines(tmp_path):
+    """U+2028, U+2029 and NEL are valid inside JSON strings, but readers that split lines on them
+    (str.splitlines, JavaScript) would cut the line: they are written as escapes."""
+    from support import lb_manifest, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("shout", "shout", "GET", "/shout")), {"shout.py": LOGS_SEPARATORS})
+    with Worker(app) as worker:
+        worker.wait_ready()
+        path = "/shout%E2%80%A8%C2%85"  # a 404 whose path carries the characters
+        httpx.get(worker.url + path, headers={"X-Request-ID": "sep-1"})
+        httpx.get(worker.url + "/shout", params={"text": "a\u2028b\u2029c\x85d"}, headers={"X-Request-ID": "sep-2"})
+        worker.wait_log(lambda line: line.get("request_id") == "sep-2" and line["event"] == "request")
+        worker.wait_log(lambda line: line.get("request_id") == "sep-1" and line["event"] == "request")
+        warning = worker.wait_log(lambda line: line["event"].startswith("said "))
+        assert warning["event"] == "said a\u2028b\u2029c\x85d"
+        for line in worker.lines:
+            assert line.splitlines() == [line], line
+        raw = "\n".join(worker.lines)
+        assert "\\u2028" in raw and "\\u2029" in raw and "\\u0085" in raw
+
+
+LOADED = """
+import sys
+
+
+def loaded() -> list:
+    return sorted(name for name in sys.modules if name.split(".")[0] in ("rich", "pygments"))
+"""
+
+
+def test_json_logs_do_not_import_the_terminal_pretty_printers(tmp_path):
+    """structlog imports rich (and rich pygments) when installed; JSON logs never use them."""
+    from support import lb_manifest, write_app
+
+    import importlib.util
+    assert importlib.util.find_spec("rich") is not None, "the dev environment has rich (runpod-flash brings it)"
+    app = write_app(tmp_path / "app", lb_manifest(("loaded", "loaded", "GET", "/loaded")), {"loaded.py": LOADED})
+    with Worker(app) as worker:
+        worker.wait_ready()
+        assert httpx.get(worker.url + "/loaded").json() == []
+    with Worker(app, env={"LOG_FORMAT": "console"}) as worker:
+        worker.wait_ready()
+        assert "rich" in httpx.get(worker.url + "/loaded").json()
