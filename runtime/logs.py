@@ -80,6 +80,30 @@ def _dumps_str(obj: Any, **_: Any) -> str:
 _configured = {"level": logging.INFO, "format": "json"}
 
 
+class _Unfailing:
+    """stdout for log lines, whose writes never raise.
+
+    When the reader of stdout is gone (a closed pipe, a dead log collector), a failing write must
+    not become an exception in whatever code was logging: the signal handler's first `draining`
+    line would otherwise stop the drain, and the worker would hang until SIGKILL.
+    """
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, data: Any) -> None:
+        try:
+            self.stream.write(data)
+        except (ValueError, OSError):
+            pass
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (ValueError, OSError):
+            pass
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Set up structlog and route the standard library's logging through it."""
     numeric = logging.getLevelName(level.upper())
@@ -93,12 +117,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "console":
         final: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
         stdlib_final: Any = final
-        factory: Any = structlog.PrintLoggerFactory(sys.stdout)
+        factory: Any = structlog.PrintLoggerFactory(_Unfailing(sys.stdout))
         tail: list[Any] = []
     else:
         final = structlog.processors.JSONRenderer(serializer=_dumps_bytes)
         stdlib_final = structlog.processors.JSONRenderer(serializer=_dumps_str)
-        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        factory = structlog.BytesLoggerFactory(_Unfailing(sys.stdout.buffer))
         tail = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[*shared, *tail, final],
@@ -107,7 +131,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
 
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(_Unfailing(sys.stdout))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],

@@ -124,3 +124,37 @@ def test_sigterm_while_still_booting_exits_without_waiting_for_the_import(tmp_pa
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(10) == 0
         assert time.monotonic() - start < 5
+
+
+def test_sigterm_exits_cleanly_when_stdout_is_gone():
+    """A worker whose log reader went away (the pipe closed) still drains and exits 0 on SIGTERM:
+    the first drain log line must not be what stops the drain."""
+    import os
+    import subprocess
+    import sys
+
+    from support import ENTRYPOINT, base_env, free_port
+
+    env = {**base_env(CORE_APP), "PORT": str(free_port()), "FLASH_GRACEFUL_TIMEOUT": "5", "FLASH_DRAIN_QUIET": "0.2"}
+    proc = subprocess.Popen([sys.executable, str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{env['PORT']}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "the worker did not become ready"
+            time.sleep(0.05)
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone: every later write to stdout fails with EPIPE
+        assert httpx.post(url + "/scalars", json={"y": 1}).status_code == 200  # an access line to write
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
