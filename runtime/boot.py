@@ -26,7 +26,7 @@ from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_
 from .manifest import Route, check_module_name, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
 from .privileges import drop_privileges
-from .server import Server, bind_address
+from .server import Server, bind_address, exit_by
 from .settings import Settings
 
 _log = structlog.get_logger("runtime.boot")
@@ -223,6 +223,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         pool.shutdown()
     flush_buffered_lines()  # the last access lines before the last line
     _log.info("stopped", exit_code=status)
+    exit_by(server.exit_deadline(), status)
     return status, finished
 
 

@@ -18,6 +18,8 @@ import contextlib
 import os
 import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -30,6 +32,29 @@ from .settings import ServerKind, Settings
 
 _log = structlog.get_logger("runtime.server")
 _ACCEPT_GRACE = 0.25  # seconds between refusing new connections and closing idle ones
+_EXIT_GRACE = 1.0  # seconds the interpreter's own shutdown may take when no signal set a deadline
+
+
+def exit_by(deadline: float, status: int) -> None:
+    """Make sure the process is gone by `deadline` (time.monotonic()).
+
+    Python joins non-daemon threads at exit: a `def` handler that never returns (the pool's
+    threads) or a thread the app started would keep a drained worker alive until SIGKILL. A
+    daemon thread waits for the normal shutdown until the deadline, then flushes what can be
+    flushed, names the threads still running and exits: with status 1 when it was 0, since not
+    everything finished.
+    """
+
+    def expire() -> None:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        alive = sorted(t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread())
+        _log.warning("threads still running at exit, exiting anyway", threads=alive)
+        flush_buffered_lines()
+        with contextlib.suppress(ValueError, OSError):
+            sys.stdout.flush()
+        os._exit(status or 1)
+
+    threading.Thread(target=expire, name="exit-deadline", daemon=True).start()
 
 
 def bind_address(host: str, port: int) -> str:
@@ -45,6 +70,7 @@ class Server:
         self.health = health
         self._stop = asyncio.Event()
         self._signals = 0
+        self.signalled_at: float | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self.sockets: list[socket.socket] = []
         self.backend = _Hypercorn(settings) if settings.server is ServerKind.HYPERCORN else _Uvicorn(settings)
@@ -79,6 +105,8 @@ class Server:
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
         if self._signals > 1:
             _log.warning("second signal, exiting now", signal=signal.Signals(signum).name)
             flush_buffered_lines()
@@ -107,6 +135,13 @@ class Server:
         _log.info("finishing in-flight requests", in_flight=self.health.in_flight, within_s=round(remaining, 3))
         self.backend.set_graceful_timeout(remaining)
         self._stop.set()
+
+    def exit_deadline(self) -> float:
+        """When the process must be gone: FLASH_GRACEFUL_TIMEOUT after the signal (a moment after
+        serving ended when there was none, e.g. a failed boot)."""
+        if self.signalled_at is None:
+            return time.monotonic() + _EXIT_GRACE
+        return max(self.signalled_at + self.settings.graceful_timeout, time.monotonic() + 0.1)
 
     def _stop_accepting(self) -> None:
         """Refuse new connections on the main port at once (the health port stays until exit)."""

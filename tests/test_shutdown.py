@@ -158,3 +158,49 @@ def test_sigterm_exits_cleanly_when_stdout_is_gone():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+STUCK = """
+import threading
+import time
+
+LEAKED = threading.Thread(target=lambda: time.sleep(3600), name="app-leaked", daemon=False)
+LEAKED.start()
+
+
+def stuck() -> dict:
+    while True:
+        time.sleep(0.05)
+
+
+def fine() -> dict:
+    return {"ok": True}
+"""
+
+
+def test_sigterm_ends_the_process_within_the_graceful_timeout_whatever_the_threads_do(tmp_path):
+    """A `def` handler that never returns and a non-daemon thread the app leaked would keep Python
+    from exiting (it joins such threads at exit); the worker exits by the deadline anyway."""
+    from support import lb_manifest, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("stuck", "stuck", "POST", "/stuck"), ("stuck", "fine", "GET", "/fine")),
+                    {"stuck.py": STUCK})
+    env = {"FLASH_GRACEFUL_TIMEOUT": "3", "FLASH_DRAIN_QUIET": "0.2", "FLASH_METRICS": "1"}
+    with Worker(app, env=env) as worker:
+        worker.wait_ready()
+        results: list = []
+        thread = _post_in_background(worker.url + "/stuck", {}, results)
+        assert httpx.get(worker.url + "/fine").json() == {"ok": True}
+        deadline = time.monotonic() + 10
+        while "flash_requests_in_flight 1.0" not in httpx.get(worker.url + "/metrics").text:
+            assert time.monotonic() < deadline, "the stuck request never reached its handler"
+            time.sleep(0.02)
+        sent = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        status = worker.proc.wait(timeout=20)
+        waited = time.monotonic() - sent
+        thread.join(timeout=10)
+    assert status == 1, worker.output()
+    stopped = worker.wait_log(lambda line: line["event"] == "threads still running at exit, exiting anyway")
+    assert "app-leaked" in stopped["threads"] and any(name.startswith("handler") for name in stopped["threads"])
+    assert waited < 15  # bounded by the deadline, not by the threads (3 s here; a loaded machine adds some)
