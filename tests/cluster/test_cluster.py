@@ -170,3 +170,17 @@ def test_booting_worker_gets_no_traffic_before_ready(clusters, report_line) -> N
     assert before_ready == 0
     assert after_ready > 0, "the worker never got traffic once ready"
     assert report.failed == 0, report.describe_failures()
+
+
+def test_execute_is_refused_through_the_proxy(clusters) -> None:
+    """A worker with the development /execute endpoint on, behind the project's HAProxy: the
+    proxy connects from loopback but names the client (`option forwardfor`), so /execute is
+    refused to what comes through it while the worker's own loopback clients still reach it."""
+    cluster = clusters(TEST_APP, workers=1, env={"FLASH_ENABLE_EXECUTE": "1"})
+    with cluster:
+        cluster.wait_status("w1", "UP", timeout=30)
+        body = {"function_name": "f", "function_code": "def f():\n    return 1\n", "args": [], "kwargs": {}}
+        through_proxy = httpx.post(cluster.url + "/execute", json=body, timeout=10)
+        direct = httpx.post(cluster.slots["w1"].url + "/execute", json=body, timeout=10)
+    assert through_proxy.status_code == 403
+    assert direct.status_code == 200 and direct.json()["success"] is True
