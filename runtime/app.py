@@ -54,6 +54,8 @@ class WorkerApp:
                 await self.routed(scope, receive, send)
         elif kind == "lifespan":
             await _lifespan(receive, send)
+        elif kind == "websocket":
+            await _refuse_websocket(scope, receive, send)
 
     async def _ping(self, scope: Scope, send: Send) -> None:
         state = self.health.state
@@ -80,6 +82,22 @@ class WorkerApp:
 
 def _id_header(scope: Scope) -> tuple[bytes, bytes]:
     return (b"x-request-id", request_id_from(scope).encode())
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Flash apps have no WebSocket routes: an upgrade request gets the usual 404 JSON answer
+    (through the ASGI denial-response extension, which Hypercorn and uvicorn offer), or a plain
+    close, which the server turns into a 403, where the extension is missing."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        payload = b'{"detail":"Not Found"}'
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+            _id_header(scope),
+        ]})
+        await send({"type": "websocket.http.response.body", "body": payload})
+    else:
+        await send({"type": "websocket.close", "code": 1000})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

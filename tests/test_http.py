@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from support import CORE_APP, Worker
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +272,25 @@ def test_client_gone_mid_body_is_an_access_line_not_an_error(server):
         assert worker.wait_log(lambda line: line["event"].startswith("client disconnected"))
         assert not [line for line in worker.logs() if line["level"] == "error"]
         assert httpx.post(worker.url + "/scalars", json={"y": 1}).status_code == 200
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
+def test_a_websocket_upgrade_gets_a_404_json_answer(server):
+    """Flash apps have no WebSocket routes: an upgrade is refused like an unknown route, not a 500."""
+    import socket
+
+    with Worker(CORE_APP, env={"FLASH_SERVER": server}) as worker:
+        worker.wait_ready()
+        with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
+            sock.sendall(b"GET /scalars HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].startswith(b"HTTP/1.1 404"), answer
+        assert b"x-request-id:" in head.lower()
+        assert json.loads(body) == {"detail": "Not Found"}
