@@ -19,6 +19,7 @@ from .deadlines import Deadlines
 from .errors import StartupError
 from .execute import Executor
 from .handlers import Handler, SyncPool
+from .import_timer import ImportTimes
 from .health import Health, HealthState
 from .limits import Limiter
 from .logs import flush_buffered_lines
@@ -41,6 +42,7 @@ class LoadedApp(msgspec.Struct):
     hook: Callable[[], Any] | None
     executor: Executor | None
     phases: dict[str, float]
+    slowest_imports: dict[str, float] = {}
 
 
 class _Phases:
@@ -75,11 +77,14 @@ def load_application(
 
     resource, routes = phases.timed("manifest", read_manifest)
 
+    import_times = ImportTimes()
+
     def import_all() -> list[Any]:
         extend_sys_path(settings.module_path, settings.app_venv)
         if settings.fast_cpuinfo:
             cpuinfo_probe.install()
-        return import_handlers(routes, settings.manifest_path, settings.module_path)
+        with import_times.measuring():
+            return import_handlers(routes, settings.manifest_path, settings.module_path)
 
     functions = phases.timed("import", import_all)
 
@@ -90,7 +95,7 @@ def load_application(
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
     executor = Executor(pool) if settings.enable_execute else None
-    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds)
+    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest())
 
 
 def _unpack(settings: Settings, artifact: IO[bytes]) -> None:
@@ -138,7 +143,7 @@ def check(settings: Settings) -> int:
         log_startup_error(exc)
         return 1
     _log.info("check passed", resource=app.resource, routes=[f"{r.method} {r.path}" for r in app.routes],
-              phases_ms=_ms(app.phases))
+              phases_ms=_ms(app.phases), slowest_imports_ms=app.slowest_imports)
     return 0
 
 
@@ -182,6 +187,8 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         server=settings.server.value,
         loop=_loop_name(),
     )
+    # The interpreter's start to here: the runtime's own imports, settings, the bound sockets.
+    runtime_start = time.monotonic() - started_at
     pool = SyncPool(settings.sync_threads)
     limiter = Limiter(settings.max_concurrency, settings.max_pending)
     metrics.watch_pending(lambda: limiter.pending)
@@ -191,6 +198,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
         nonlocal finished
         try:
             app = await _load(settings, pool, limiter)
+            app.phases = {"runtime_start": runtime_start, **app.phases}
         except StartupError as exc:
             log_startup_error(exc)
             return False
@@ -209,6 +217,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             resource=app.resource,
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
+            slowest_imports_ms=app.slowest_imports,
             settings=settings.public(),
             uid=os.getuid(),
             loop=_loop_name(),

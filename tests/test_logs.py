@@ -101,3 +101,23 @@ def test_json_logs_do_not_import_the_terminal_pretty_printers(tmp_path):
     with Worker(app, env={"LOG_FORMAT": "console"}) as worker:
         worker.wait_ready()
         assert "rich" in httpx.get(worker.url + "/loaded").json()
+
+
+def test_the_boot_line_names_the_slowest_imports(tmp_path):
+    """Each module's own import time (less its nested imports), slowest first, and the phases."""
+    from support import lb_manifest, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("api", "hello", "GET", "/hello")), {
+        "api.py": "import slow_part\n\ndef hello() -> dict:\n    return {}\n",
+        "slow_part.py": "import time\nimport slower_part\ntime.sleep(0.3)\n",
+        "slower_part.py": "import time\ntime.sleep(0.5)\n",
+    })
+    with Worker(app) as worker:
+        worker.wait_ready()
+        boot = worker.wait_log(lambda line: line["event"] == "boot")
+    slowest = boot["slowest_imports_ms"]
+    assert set(list(slowest)[:2]) == {"slower_part", "slow_part"} and len(slowest) <= 5
+    assert slowest["slower_part"] >= 500
+    assert 300 <= slowest["slow_part"] < 800  # its own 0.3 s, not the 0.5 s of the import inside it
+    assert {"runtime_start", "manifest", "import", "routes"} <= set(boot["phases_ms"])
+    assert boot["phases_ms"]["import"] >= 800
