@@ -20,8 +20,10 @@ from .routing import RouteEntry, RoutedApp
 from .settings import Settings
 from .types import Receive, Scope, Send
 
-_PING_BODY = {HealthState.READY: {"status": "healthy"}, HealthState.DRAINING: {"status": "draining"}}
-_PING_STATUS = {HealthState.STARTING: 204, HealthState.READY: 200, HealthState.DRAINING: 503}
+_PING_BODY = {HealthState.READY: {"status": "healthy"}, HealthState.DRAINING: {"status": "draining"},
+              HealthState.DEFUNCT: {"status": "defunct"}}
+_PING_STATUS = {HealthState.STARTING: 204, HealthState.READY: 200, HealthState.DRAINING: 503,
+                HealthState.DEFUNCT: 503}
 _RETRY_AFTER = [(b"retry-after", b"1")]
 
 
@@ -58,7 +60,7 @@ class WorkerApp:
             await _refuse_websocket(scope, receive, send)
 
     async def _ping(self, scope: Scope, send: Send) -> None:
-        state = self.health.state
+        state = self.health.current()
         if scope["method"] not in ("GET", "HEAD"):
             await send_json(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET, HEAD"), _id_header(scope)])
             return

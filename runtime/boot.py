@@ -190,7 +190,8 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     # The interpreter's start to here: the runtime's own imports, settings, the bound sockets.
     runtime_start = time.monotonic() - started_at
     pool = SyncPool(settings.sync_threads)
-    limiter = Limiter(settings.max_concurrency, settings.max_pending)
+    limiter = Limiter(settings.max_concurrency, settings.max_pending, settings.max_queue_wait)
+    health.capacity_lost = lambda: pool.exhausted or limiter.exhausted
     metrics.watch_pending(lambda: limiter.pending)
     finished = False
 

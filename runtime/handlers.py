@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .binding import Binder
 from .deadlines import DeadlineExceeded, Deadlines
-from .limits import Limiter
+from .limits import Limiter, Overloaded
 from .manifest import Route
 from .responses import internal_error_response, iterate_sync, to_response
 from .types import Receive, Scope, Send
@@ -38,7 +38,22 @@ class SyncPool:
     """The threads that run plain `def` handlers, so they never block the event loop."""
 
     def __init__(self, threads: int):
+        self.threads = threads
+        self.stuck = 0  # threads still running a handler whose request timed out
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler")
+
+    @property
+    def exhausted(self) -> bool:
+        """Every thread runs a handler that outlived its deadline: no `def` handler can start."""
+        return self.stuck >= self.threads
+
+    def count_stuck_until_done(self, future: asyncio.Future[Any]) -> None:
+        self.stuck += 1
+
+        def done(_: object) -> None:
+            self.stuck -= 1
+
+        future.add_done_callback(done)
 
     def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Run `func` in a pool thread with the caller's context (request id in logs)."""
@@ -76,6 +91,8 @@ class Handler:
     async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> Response:
         request = Request(scope, receive, send) if self.needs_request else None
         kwargs = await self.binder.bind(scope, receive, request)
+        if not self.is_async and self.pool.exhausted:
+            raise Overloaded  # it would wait behind threads that may never return
         if not self.limiter.try_acquire():
             await self.limiter.acquire()
         try:
@@ -115,7 +132,8 @@ class Handler:
             result = await self.deadlines.run(asyncio.shield(future), self.timeout)
         except DeadlineExceeded:
             # The thread cannot be stopped: keep its slot until it really returns.
-            future.add_done_callback(lambda _: self.limiter.release())
+            self.limiter.release_when_done(future)
+            self.pool.count_stuck_until_done(future)
             raise HandlerTimeout(self.timeout or 0, slot_outlives_call=True) from None
         if inspect.isawaitable(result):  # a `def` that returned a coroutine
             try:

@@ -18,15 +18,32 @@ class Limiter:
     thread returns, even after the request itself timed out).
     """
 
-    def __init__(self, capacity: int, max_pending: int):
+    def __init__(self, capacity: int, max_pending: int, max_wait: float = 0.0):
         self.capacity = capacity
         self.max_pending = max_pending
+        self.max_wait = max_wait or None  # seconds a request may wait in line; 0 = no bound
         self.active = 0
+        self.held_past_deadline = 0  # slots kept by `def` handlers that timed out and still run
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
     def pending(self) -> int:
         return len(self._waiters)
+
+    @property
+    def exhausted(self) -> bool:
+        """Every slot is held by a handler that outlived its deadline: no request can run."""
+        return 0 < self.capacity <= self.held_past_deadline
+
+    def release_when_done(self, future: asyncio.Future[object]) -> None:
+        """Keep the slot of a timed-out `def` handler until its thread really returns."""
+        self.held_past_deadline += 1
+
+        def done(_: object) -> None:
+            self.held_past_deadline -= 1
+            self.release()
+
+        future.add_done_callback(done)
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free now, without waiting (the usual case, without a coroutine)."""
@@ -43,7 +60,13 @@ class Limiter:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await waiter
+            await asyncio.wait_for(asyncio.shield(waiter), self.max_wait)
+        except asyncio.TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return  # the slot arrived with the deadline: keep it
+            self._waiters.remove(waiter)
+            waiter.cancel()
+            raise Overloaded from None
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over just as this waiter was cancelled

@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     max_concurrency: int = 0
     max_pending: int = 100
+    max_queue_wait: float = 330.0
     sync_threads: int = 40
     request_timeout: float = 330.0
     max_body_bytes: int = 31_457_280
@@ -123,6 +124,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_pending=reader.number("FLASH_MAX_PENDING", 100, int, _non_negative),
             sync_threads=reader.number("FLASH_SYNC_THREADS", 40, int, _positive),
             request_timeout=reader.number("FLASH_REQUEST_TIMEOUT", 330.0, float, _non_negative),
+            max_queue_wait=reader.number("FLASH_MAX_QUEUE_WAIT", 330.0, float, _non_negative),
             max_body_bytes=reader.number("FLASH_MAX_BODY_BYTES", 31_457_280, int, _positive),
             graceful_timeout=reader.number("FLASH_GRACEFUL_TIMEOUT", 25.0, float, _non_negative),
             drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),

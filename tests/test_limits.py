@@ -278,3 +278,102 @@ def test_metrics_placement_follows_the_setting(mode, main, health):
         assert httpx.get(worker.health_url + "/ping").status_code == 200
         assert httpx.post(worker.health_url + "/scalars", json={"y": 1}).status_code == 404
         assert httpx.post(worker.url + "/scalars", json={"y": 1}).status_code == 200
+
+
+WEDGE = """
+import asyncio
+import os
+import time
+
+RELEASE = os.environ["WEDGE_RELEASE"]
+
+
+def hang() -> dict:
+    while not os.path.exists(RELEASE):  # a handler that does not return until the test says so
+        time.sleep(0.02)
+    return {"done": True}
+
+
+def quick() -> dict:
+    return {"quick": True}
+
+
+async def quick_async() -> dict:
+    return {"quick": "async"}
+
+
+async def hold() -> dict:
+    while not os.path.exists(RELEASE):
+        await asyncio.sleep(0.02)
+    return {"held": True}
+"""
+
+
+def _wedge_app(tmp_path):
+    from support import lb_manifest, write_app
+
+    return write_app(tmp_path / "app", lb_manifest(
+        ("wedge", "hang", "POST", "/hang"), ("wedge", "quick", "POST", "/quick"),
+        ("wedge", "quick_async", "POST", "/quick-async"), ("wedge", "hold", "POST", "/hold"),
+    ), {"wedge.py": WEDGE})
+
+
+def test_a_pool_full_of_timed_out_threads_turns_ping_defunct_and_refuses_at_once(tmp_path):
+    """Every handler thread stuck past its deadline: /ping says 503 defunct (the platform replaces
+    the worker), `def` routes answer 503 at once instead of waiting behind threads that may never
+    return, async routes still run, and all of it recovers when the threads return."""
+    release = tmp_path / "release"
+    env = {"FLASH_SYNC_THREADS": "2", "FLASH_REQUEST_TIMEOUT": "1", "WEDGE_RELEASE": str(release)}
+    with Worker(_wedge_app(tmp_path), env=env) as worker:
+        worker.wait_ready()
+        stuck = asyncio.run(_concurrently(worker.url + "/hang", 2, {}))
+        assert [r.status_code for r in stuck] == [504, 504]
+        ping = httpx.get(worker.url + "/ping", timeout=5)
+        assert (ping.status_code, ping.json()) == (503, {"status": "defunct"})
+        refused = httpx.post(worker.url + "/quick", json={}, timeout=5)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert httpx.post(worker.url + "/quick-async", json={}, timeout=5).json() == {"quick": "async"}
+        worker.wait_log(lambda line: line["event"].startswith("capacity lost"))
+        release.touch()
+        worker.wait_status(200, timeout=15)
+        assert httpx.post(worker.url + "/quick", json={}, timeout=5).json() == {"quick": True}
+        worker.wait_log(lambda line: line["event"].startswith("capacity back"))
+
+
+def test_every_slot_held_past_its_deadline_turns_ping_defunct(tmp_path):
+    release = tmp_path / "release"
+    env = {"FLASH_MAX_CONCURRENCY": "1", "FLASH_REQUEST_TIMEOUT": "1", "FLASH_MAX_QUEUE_WAIT": "0.5",
+           "WEDGE_RELEASE": str(release)}
+    with Worker(_wedge_app(tmp_path), env=env) as worker:
+        worker.wait_ready()
+        assert httpx.post(worker.url + "/hang", json={}, timeout=10).status_code == 504
+        ping = httpx.get(worker.url + "/ping", timeout=5)
+        assert (ping.status_code, ping.json()) == (503, {"status": "defunct"})
+        for path in ("/quick", "/quick-async"):  # the slot may come back: they wait their bounded time
+            refused = httpx.post(worker.url + path, json={}, timeout=10)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        release.touch()
+        worker.wait_status(200, timeout=15)
+        assert httpx.post(worker.url + "/quick-async", json={}, timeout=5).status_code == 200
+
+
+def test_waiting_in_line_is_bounded(tmp_path):
+    """FLASH_MAX_QUEUE_WAIT: a request that found every slot busy waits that long, then gets 503."""
+    release = tmp_path / "release"
+    env = {"FLASH_MAX_CONCURRENCY": "1", "FLASH_MAX_QUEUE_WAIT": "0.5", "WEDGE_RELEASE": str(release),
+           "FLASH_METRICS": "1"}
+    with Worker(_wedge_app(tmp_path), env=env) as worker:
+        worker.wait_ready()
+        results: list = []
+        holder = threading.Thread(target=lambda: results.append(httpx.post(worker.url + "/hold", json={}, timeout=30)))
+        holder.start()
+        deadline = time.monotonic() + 10
+        while "flash_requests_in_flight 1.0" not in httpx.get(worker.url + "/metrics").text:
+            assert time.monotonic() < deadline, "the first request never took the slot"
+            time.sleep(0.02)
+        waited = httpx.post(worker.url + "/quick-async", json={}, timeout=10)
+        assert waited.status_code == 503 and waited.headers["retry-after"] == "1"
+        assert httpx.get(worker.url + "/ping", timeout=5).status_code == 200  # busy, not defunct
+        release.touch()
+        holder.join(timeout=20)
+        assert results and results[0].json() == {"held": True}
