@@ -132,7 +132,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enable_execute=reader.flag("FLASH_ENABLE_EXECUTE", False),
             fast_cpuinfo=reader.flag("FLASH_FAST_CPUINFO", True),
             openapi=reader.flag("FLASH_OPENAPI", True),
-            metrics=MetricsMode(reader.choice("FLASH_METRICS", "health", tuple(m.value for m in MetricsMode))),
+            metrics=reader.metrics_mode("FLASH_METRICS"),
         )
         if settings["enable_execute"] and deployed:
             names = [name for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_POD_ID") if env.get(name)]
@@ -234,6 +234,18 @@ class _Reader:
             return False
         self.errors.append(f"{name}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
         return default
+
+    def metrics_mode(self, name: str) -> MetricsMode:
+        """`health`, or a flag: any spelling `flag` accepts turns metrics on or off everywhere."""
+        value = self._raw(name)
+        if value is None or value.lower() == MetricsMode.HEALTH.value:
+            return MetricsMode.HEALTH
+        if value.lower() in _TRUE:
+            return MetricsMode.ALWAYS
+        if value.lower() in _FALSE:
+            return MetricsMode.NEVER
+        self.errors.append(f"{name}={value!r}: expected health, or a flag (1/0, true/false, yes/no, on/off)")
+        return MetricsMode.HEALTH
 
     def user(self, name: str, default: str, deployed: bool) -> RunAs:
         value = self._raw(name) or default
