@@ -98,6 +98,28 @@ def check(settings: Settings) -> int:
     return 0
 
 
+def check_all(settings: Settings) -> int:
+    """`check`: `check` for every load-balanced resource (or the one named); 0 when all would boot."""
+    if settings.resource_name is not None:
+        return check(settings)
+    try:
+        if settings.artifact_path is not None:  # unpacked once, not once a resource
+            unpack_artifact(settings.artifact_path, settings.module_path)
+            settings = msgspec.structs.replace(settings, artifact_path=None)
+        manifest = load_manifest(settings.manifest_path)
+    except StartupError as exc:
+        log_startup_error(exc)
+        return 1
+    names = sorted(name for name, resource in manifest.resources.items() if resource.is_load_balanced)
+    if not names:
+        return check(settings)  # the error a worker would report
+    failed = [name for name in names if check(msgspec.structs.replace(settings, resource_name=name)) != 0]
+    if failed:
+        _log.error("check failed", failed=failed, passed=[name for name in names if name not in failed])
+        return 1
+    return 0
+
+
 async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     """Run the worker until shut down; returns (exit status, whether boot finished)."""
     health = Health()
