@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,3 +207,22 @@ def test_a_manifest_file_as_path(tmp_path):
     assert app_folder(manifest) == tmp_path
     with pytest.raises(AppNotFound):
         find_manifest(tmp_path / "missing")
+
+
+# --- the Makefile ----------------------------------------------------------------------------------
+
+def test_make_help_lists_every_target():
+    makefiles = [ROOT / "Makefile", *ROOT.glob("*/*.mk")]
+    targets = {match for path in makefiles for match in re.findall(r"^([a-z][a-z-]*):(?!=)", path.read_text(), re.M)}
+    assert {"run", "dev", "test", "bench", "cluster", "image-cpu"} <= targets
+    shown = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = set(re.findall(r"make ([a-z][a-z-]*)", shown))
+    assert targets - {"help"} <= listed, targets - listed
+
+
+def test_make_run_serves_app_with_the_serving_virtualenv_only():
+    plan = subprocess.run(["make", "-n", "run", "APP=tests/apps/multi", "PORT=9123", "RUN_ARGS=--resource alpha"],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    command = plan.strip().splitlines()[-1]
+    assert ".venv-run/bin/python entrypoint.py serve tests/apps/multi --port 9123 --resource alpha" in command
+    assert "[dev]" not in plan
