@@ -21,7 +21,7 @@ from .health import Health, HealthState
 from .limits import Limiter
 from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
-from .manifest import Route, load_manifest, resource_routes, select_resource
+from .manifest import Manifest, Route, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
 from .server import Server, bind_address
 from .settings import Settings
@@ -38,6 +38,8 @@ class LoadedApp(msgspec.Struct):
     hook: Callable[[], Any] | None
     executor: Executor | None
     phases: dict[str, float]
+    title: str = "Flash worker"  # the app's name and build, for /docs
+    version: str = ""
 
 
 class _Phases:
@@ -58,12 +60,12 @@ def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> Lo
     if settings.artifact_path is not None:
         phases.timed("unpack", unpack_artifact, settings.artifact_path, settings.module_path)
 
-    def read_manifest() -> tuple[str, list[Route]]:
+    def read_manifest() -> tuple[str, list[Route], Manifest]:
         manifest = load_manifest(settings.manifest_path)
         name, resource = select_resource(manifest, settings.manifest_path, settings.resource_name)
-        return name, resource_routes(name, resource, settings.manifest_path)
+        return name, resource_routes(name, resource, settings.manifest_path), manifest
 
-    resource, routes = phases.timed("manifest", read_manifest)
+    resource, routes, manifest = phases.timed("manifest", read_manifest)
 
     def import_all() -> list[Any]:
         extend_sys_path(settings.module_path, settings.app_venv)
@@ -78,7 +80,16 @@ def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> Lo
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
     executor = Executor(pool) if settings.enable_execute else None
-    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds)
+    title, version = app_title(manifest, resource)
+    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, title, version)
+
+
+def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
+    """The app's name (project, and the resource when it differs) and its build time, if known."""
+    project = manifest.project_name or resource
+    title = project if project == resource else f"{project} · {resource}"
+    built = (manifest.generated_at or "")[:16].replace("T", " ")
+    return title, f"built {built} UTC" if built else ""
 
 
 def log_startup_error(exc: BaseException) -> None:
@@ -155,7 +166,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             return False
         finally:
             finished = True
-        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor))
+        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor, app.title, app.version))
         # Everything loaded so far (modules, the app's models and tables) lives as long as the
         # worker: move it out of the collector's generations, so full collections under load
         # stop traversing it again and again (with large in-memory models, each one was a pause).
