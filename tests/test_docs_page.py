@@ -191,7 +191,8 @@ def test_screenshot_shows_a_styled_page(core_worker, chromium):
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 SAMPLE_SPEC = {
     "openapi": "3.1.0",
-    "info": {"title": f"Sample {HOSTILE}", "version": "2.0"},
+    "info": {"title": f"Sample {HOSTILE}", "version": "2.0",
+             "description": f"**Bold** [bad](javascript:alert(1)) [data](data:text/html,x) [in page](#op-grow_tree) {HOSTILE}"},
     "paths": {
         "/trees/{tree_id}": {"parameters": [{"name": "tree_id", "in": "path", "schema": {"type": "integer"}}], "post": {
             "operationId": "grow_tree", "summary": f"Grow {HOSTILE}", "description": "Line one\nLine two",
@@ -277,6 +278,10 @@ def test_spec_text_is_escaped_and_refs_resolved(sample_site, chromium):
     assert not dom.find("img") and not any("onerror" in e["attrs"] for e in dom.elements)
     assert dom.one("h1")["text"] == f"Sample {HOSTILE}"  # shown as text
     assert dom.one("title")["text"] == f"Sample {HOSTILE} - API docs"  # the script in it never ran
+    intro = dom.one(id="intro")
+    assert [e["text"] for e in dom.inside(intro, "strong")] == ["Bold"]
+    assert [e["attrs"]["href"] for e in dom.inside(intro, "a")] == ["#op-grow_tree"]  # no javascript: or data: link
+    assert "[bad](javascript:alert(1))" in intro["text"] and HOSTILE in intro["text"]
     grow = dom.one("details", data_operation_id="grow_tree")
     assert f"Grow {HOSTILE}" in grow["text"] and "Line one\nLine two" in grow["text"]
     assert "No such tree" in grow["text"] and f"Created {HOSTILE}" in grow["text"]  # a $ref'd response
