@@ -54,6 +54,20 @@ def copy_app(source: Path, target: Path) -> Path:
     return target
 
 
+def wait_answer(worker: Worker, path: str, expected: object, timeout: float = 30.0) -> None:
+    """Poll `path` until it answers `expected` (a restarting worker refuses connections meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = httpx.get(worker.url + path, timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            answer = None
+        if answer == expected:
+            return
+        assert time.monotonic() < deadline, worker.output()[-3000:]
+        time.sleep(0.1)
+
+
 # --- serve -----------------------------------------------------------------------------------------
 
 def test_serve_a_project_folder_by_path():
@@ -102,16 +116,7 @@ def test_reload_restarts_the_worker_on_an_edited_handler(tmp_path):
         handler.write_text(handler.read_text().replace('{"status": "healthy"}', '{"status": "edited"}'))
         reload = worker.wait_log(lambda line: line.get("event") == "reload", timeout=20)
         assert reload["changed"] == ["lb_worker.py"]
-        deadline = time.monotonic() + 30
-        while True:  # the old worker drains, the new one binds and imports the edited module
-            try:
-                answer = httpx.get(worker.url + "/health", timeout=2).json()
-            except httpx.HTTPError:
-                answer = None
-            if answer == {"status": "edited"}:
-                break
-            assert time.monotonic() < deadline, worker.output()[-3000:]
-            time.sleep(0.1)
+        wait_answer(worker, "/health", {"status": "edited"})  # the old worker drained, a new one imported the edit
         worker.signal()
         assert worker.wait_exit() == 0
     with pytest.raises(httpx.ConnectError):  # the supervisor took its worker with it
@@ -128,16 +133,7 @@ def test_reload_survives_a_broken_edit_and_serves_the_fix(tmp_path):
         handler.write_text(good + "\nthis is not python\n")
         worker.wait_log(lambda line: line.get("event") == "worker exited, waiting for a change", timeout=30)
         handler.write_text(good.replace('{"status": "healthy"}', '{"status": "fixed"}'))
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(worker.url + "/health", timeout=2).json()
-            except httpx.HTTPError:
-                answer = None
-            if answer == {"status": "fixed"}:
-                break
-            assert time.monotonic() < deadline, worker.output()[-3000:]
-            time.sleep(0.1)
+        wait_answer(worker, "/health", {"status": "fixed"})
 
 
 # --- check -----------------------------------------------------------------------------------------
