@@ -54,12 +54,12 @@ $(STAMP): pyproject.toml
 # The runtime (and watchfiles for `make dev`), as the images install it: no test tools.
 $(RUN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(RUN_VENV)
-	$(RUN_PY) -m pip install --quiet --disable-pip-version-check -e '.[reload]'
+	$(RUN_PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[reload]'
 	touch $@
 
 # The app's own requirements, installed once per requirements file (and again when it changes).
 $(APP_STAMP): $(RUN_VENV)/.installed $(APP_REQUIREMENTS)
-	$(if $(APP_REQUIREMENTS),$(RUN_PY) -m pip install --quiet --disable-pip-version-check -r $(APP_REQUIREMENTS))
+	$(if $(APP_REQUIREMENTS),$(RUN_PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(APP_REQUIREMENTS))
 	touch $@
 
 run: $(APP_STAMP)
