@@ -217,8 +217,8 @@ def test_make_help_lists_every_target():
 
 
 def test_make_run_serves_app_with_the_serving_virtualenv_only():
-    plan = subprocess.run(["make", "-n", "run", "APP=tests/apps/multi", "PORT=9123", "RUN_ARGS=--resource alpha"],
-                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    command = plan.strip().splitlines()[-1]
+    plan = subprocess.run(["make", "-n", "--no-print-directory", "run", "APP=tests/apps/multi", "PORT=9123",
+                           "RUN_ARGS=--resource alpha"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    [command] = [line for line in plan.splitlines() if "entrypoint.py" in line]
     assert ".venv-run/bin/python entrypoint.py serve tests/apps/multi --port 9123 --resource alpha" in command
     assert "[dev]" not in plan
