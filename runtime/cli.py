@@ -152,9 +152,13 @@ def command_environment(args: argparse.Namespace, environ: dict[str, str] | os._
     """The environment variables a command's PATH and flags stand for."""
     env: dict[str, str] = {}
     if args.path is not None or ("FLASH_MANIFEST_PATH" not in environ and "FLASH_MODULE_PATH" not in environ):
-        manifest = find_manifest(Path(args.path or ".").resolve())
-        env["FLASH_MANIFEST_PATH"] = str(manifest)
-        env["FLASH_MODULE_PATH"] = str(app_folder(manifest))
+        folder = Path(args.path or ".").resolve()
+        if environ.get("FLASH_ARTIFACT_PATH") and not folder.is_file():
+            env["FLASH_MODULE_PATH"] = str(folder)  # the manifest arrives with the archive, unpacked there
+        else:
+            manifest = find_manifest(folder)
+            env["FLASH_MANIFEST_PATH"] = str(manifest)
+            env["FLASH_MODULE_PATH"] = str(app_folder(manifest))
     if args.resource is not None:
         env["FLASH_RESOURCE_NAME"] = args.resource
     if args.command == "serve":

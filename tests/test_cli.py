@@ -159,6 +159,16 @@ def test_check_fails_naming_the_broken_resource(tmp_path):
     assert summary["failed"] == ["beta"] and summary["passed"] == ["alpha"]
 
 
+def test_check_unpacks_an_artifact_once_then_checks_its_resources(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
+    env.update(LOG_FORMAT="json", FLASH_ARTIFACT_PATH=str(ROOT / "tests" / "apps" / "kinds" / "artifact.tar.gz"))
+    result = subprocess.run([sys.executable, str(ENTRYPOINT), "check", str(tmp_path / "app")], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [line["resource"] for line in json_lines(result.stdout) if line["event"] == "check passed"] == ["kinds"]
+    assert (tmp_path / "app" / "flash_manifest.json").is_file()
+
+
 def test_check_of_one_named_resource():
     result = run_cli("check", str(MULTI), "--resource", "alpha")
     assert result.returncode == 0
