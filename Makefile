@@ -1,20 +1,51 @@
-# Setup is two commands: `make run` and `make test`; both create the virtual environment.
+# `make run` serves an app from a virtualenv holding only the runtime and the app's requirements
+# (.venv-run); `make test` and the other targets use .venv with the dev extras.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_VENV := .venv-run
+RUN_PY := $(RUN_VENV)/bin/python
 PORT ?= 8000
+APP ?= manifests/example
+# The app's requirements.txt: beside its manifest, or above `.flash/` for a `flash build` project.
+APP_REQUIREMENTS ?= $(firstword $(wildcard $(APP)/requirements.txt $(APP)/../requirements.txt))
+APP_STAMP := $(RUN_VENV)/.app-$(shell printf '%s' "$(abspath $(APP_REQUIREMENTS))" | cksum | cut -d' ' -f1)
+# Started as root, the worker drops to uid 10001 before loading the app; on a development host whose
+# Python lives in root's home that user cannot run it, so local targets run as root there (README:
+# Security). Never on a deployed worker, where the runtime refuses FLASH_USER=root.
+AS_DEV_USER := $(if $(filter 0,$(shell id -u)),FLASH_USER=$${FLASH_USER:-root})
 
-.PHONY: venv run check test test-fast lint schema clean
+.PHONY: help venv run dev check check-app test lint schema clean
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run        serve the example app (manifests/example) on :$(PORT)"
-	@echo "make test       run the whole test suite"
-	@echo "make check      load the example app without serving (entrypoint.py --check)"
-	@echo "make schema     regenerate manifests/flash_manifest.schema.json"
-	@echo "make lint       lint the Dockerfiles"
-	@echo "make image-cpu | image-gpu | test-image | bench | cluster | test-cluster"
+	@echo "Serving (APP=path serves another app: a project after flash build, or a build output)"
+	@echo "  make run          serve APP (default manifests/example) on http://localhost:$(PORT), docs at /docs"
+	@echo "  make dev          the same, restarting the worker when a file of APP changes"
+	@echo "  make check-app    load every load-balanced resource of APP without serving"
+	@echo "  make check        load the example app without serving (entrypoint.py --check)"
+	@echo "Development"
+	@echo "  make venv         create .venv with the dev extras (make test and the rest do it)"
+	@echo "  make test         run the whole test suite (PYTEST_ARGS=... passes options)"
+	@echo "  make lint         lint the Dockerfiles (lint-images)"
+	@echo "  make schema       regenerate manifests/flash_manifest.schema.json"
+	@echo "  make clean        remove the virtualenvs and caches"
+	@echo "Images"
+	@echo "  make image-cpu    build flash-worker-cpu:py\$$PYTHON_VERSION (docker or podman)"
+	@echo "  make image-gpu    build flash-worker-gpu:py\$$PYTHON_VERSION"
+	@echo "  make lint-images  hadolint on every Dockerfile"
+	@echo "  make test-image   build and run both images with podman on a stand-in base"
+	@echo "Benchmarks"
+	@echo "  make bench        the runtime against the reference (~8 min): bench/results/"
+	@echo "  make bench-quick  the same with short rounds (~3 min)"
+	@echo "  make bench-setup  install wrk and .venv-runtime"
+	@echo "  make bench-profile    py-spy on a server under load"
+	@echo "  make bench-inprocess  the runtime's own cost per request, no server"
+	@echo "Many workers"
+	@echo "  make cluster      3 workers behind HAProxy on http://127.0.0.1:8080 until Ctrl-C"
+	@echo "  make cluster-setup    install HAProxy"
+	@echo "  make test-cluster the rolling-restart, crash and slow-boot scenarios"
 
 venv: $(STAMP)
 
@@ -24,11 +55,28 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: venv
-	FLASH_MODULE_PATH=manifests/example PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-console} $(PY) entrypoint.py
+# The runtime (and watchfiles for `make dev`), as the images install it: no test tools.
+$(RUN_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RUN_VENV)
+	$(RUN_PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[reload]'
+	touch $@
+
+# The app's own requirements, installed once per requirements file (and again when it changes).
+$(APP_STAMP): $(RUN_VENV)/.installed $(APP_REQUIREMENTS)
+	$(if $(APP_REQUIREMENTS),$(RUN_PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(APP_REQUIREMENTS))
+	touch $@
+
+run: $(APP_STAMP)
+	$(AS_DEV_USER) LOG_FORMAT=$${LOG_FORMAT:-console} $(RUN_PY) entrypoint.py serve $(APP) --port $(PORT) $(RUN_ARGS)
+
+dev: RUN_ARGS += --reload
+dev: run
+
+check-app: $(APP_STAMP)
+	$(AS_DEV_USER) $(RUN_PY) entrypoint.py check $(APP)
 
 check: venv
-	FLASH_MODULE_PATH=manifests/example $(PY) entrypoint.py --check
+	$(AS_DEV_USER) FLASH_MODULE_PATH=manifests/example $(PY) entrypoint.py --check
 
 test: venv
 	$(PY) -m pytest -q --ignore=tests/image $(PYTEST_ARGS)
@@ -39,7 +87,7 @@ schema: venv
 lint: venv lint-images
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(RUN_VENV) .pytest_cache
 
 -include images/images.mk
 -include bench/bench.mk

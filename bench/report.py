@@ -19,8 +19,6 @@ SERVER_NOTES = {
     "raw-hypercorn": "do-nothing ASGI app on Hypercorn (the floor under `runtime`)",
     "raw-uvicorn": "do-nothing ASGI app on uvicorn (the floor under `runtime-uvicorn`)",
 }
-COLORS = {"reference": "#c0504d", "runtime": "#4f81bd", "runtime-uvicorn": "#9bbb59",
-          "raw-hypercorn": "#a6a6a6", "raw-uvicorn": "#d9d9d9"}
 
 
 # --------------------------------------------------------------------------- environment
@@ -290,90 +288,111 @@ def markdown(results: dict) -> str:
 
 # --------------------------------------------------------------------------- chart
 
+# The chart's servers, the default first; each panel answers one question.
+CHART_SERVERS = ("runtime", "runtime-uvicorn", "reference")
+CHART_LABELS = {
+    "runtime": "runtime, Hypercorn (default)",
+    "runtime-uvicorn": "runtime, uvicorn (optional)",
+    "reference": "reference: FastAPI on uvicorn",
+    "raw-hypercorn": "bare Hypercorn",
+    "raw-uvicorn": "bare uvicorn",
+}
+COLORS = {"runtime": "#1f5fa8", "runtime-uvicorn": "#7fb2e5", "reference": "#c0504d",
+          "raw-hypercorn": "#9a9a9a", "raw-uvicorn": "#c8c8c8"}
+
+
+def _bars(ax, rows: list[tuple[str, float | None, str]], title: str, unit: str, target: float | None = None,
+          room: float = 1.5) -> None:
+    """Horizontal bars, one a server (the first on top), each labelled with its value."""
+    from matplotlib.ticker import MaxNLocator
+
+    names = [name for name, _, _ in rows]
+    values = [value or 0 for _, value, _ in rows]
+    ys = range(len(rows))
+    ax.barh(ys, values, height=0.62, color=[COLORS.get(n, "#888") for n in names])
+    ax.set_yticks(ys, [CHART_LABELS.get(n, n) for n in names], fontsize=12)
+    ax.invert_yaxis()
+    top = max(values + [target or 0]) or 1
+    ax.set_xlim(0, top * room)  # room for the value beside the longest bar
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    for y, (_, value, text) in zip(ys, rows):
+        ax.text((value or 0) + top * 0.015, y, text, va="center", fontsize=12)
+    if target is not None:
+        ax.axvline(target, color="#333", linestyle="--", linewidth=1.2)
+        ax.text(target, 0.5, f" target {target:g}", fontsize=11, va="center")
+    ax.set_title(title, fontsize=14, fontweight="bold", loc="left", pad=10)
+    ax.set_xlabel(unit, fontsize=12)
+    ax.tick_params(axis="x", labelsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def chart(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(20, 9))
-    load = results.get("load", {})
-    apps = ("reference", "runtime", "runtime-uvicorn")
+    load, cold, memory = results.get("load", {}), results.get("cold_start", {}), results.get("memory", {})
+    body, busy, routes = results.get("body", {}), results.get("busy", {}), results.get("routes", {})
+    fig, axes = plt.subplots(4, 2, figsize=(16, 19))
+    panels = iter(axes.flat)
 
-    def grouped(ax, groups: list[str], series: dict, title: str, unit: str, log=False):
-        names = [n for n in series if any(series[n].get(g) for g in groups)]
-        width = 0.8 / max(1, len(names))
-        for j, name in enumerate(names):
-            xs = [i + (j - (len(names) - 1) / 2) * width for i in range(len(groups))]
-            ys = [series[name].get(g) or 0 for g in groups]
-            ax.bar(xs, ys, width, label=name, color=COLORS.get(name, "#888"))
-            for x, y in zip(xs, ys):
-                if y:
-                    ax.annotate(f"{y:.0f}" if y >= 10 else f"{y:.2f}", (x, y), ha="center",
-                                va="bottom", fontsize=6)
-        ax.set_xticks(range(len(groups)), groups, fontsize=8)
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(unit)
-        if log:
-            ax.set_yscale("log")
-        if names:
-            ax.legend(fontsize=7)
+    def per_server(value, text):
+        return [(s, value(s), text(value(s), s)) for s in CHART_SERVERS]
 
-    scen = [("post_c1", "POST c1"), ("post_c16", "POST c16"), ("post_c64", "POST c64"),
-            ("ping_c64", "GET /ping c64")]
-    grouped(axes[0][0], [t for _, t in scen],
-            {s: {t: _get(load, k, s, "rps") for k, t in scen} for s in apps},
-            "Throughput (req/s, median of rounds)", "req/s")
-    grouped(axes[0][1], [t for _, t in scen],
-            {s: {t: _get(load, k, s, "rps_per_cpu") for k, t in scen} for s in apps},
-            "Requests per second of server CPU", "req / CPU-s")
-    floors = ("reference", "runtime", "raw-hypercorn", "runtime-uvicorn", "raw-uvicorn")
-    grouped(axes[0][2], ["req/s", "req per CPU-s"],
-            {s: {"req/s": _get(load, "post_c64", s, "rps"),
-                 "req per CPU-s": _get(load, "post_c64", s, "rps_per_cpu")} for s in floors},
-            "No-op POST c64 against the raw-ASGI floors", "")
-    grouped(axes[0][3], ["c1 p50", "c1 p99", "c64 p50", "c64 p99"],
-            {s: {"c1 p50": _get(load, "post_c1", s, "p50_ms"),
-                 "c1 p99": _get(load, "post_c1", s, "p99_ms"),
-                 "c64 p50": _get(load, "post_c64", s, "p50_ms"),
-                 "c64 p99": _get(load, "post_c64", s, "p99_ms")} for s in apps},
-            "No-op POST latency (ms)", "ms", log=True)
-    cold, memory = results.get("cold_start", {}), results.get("memory", {})
-    grouped(axes[1][0], ["first answer", "first 200"],
-            {s: {"first answer": _get(cold, s, "first_answer_ms"),
-                 "first 200": _get(cold, s, "first_200_ms")} for s in apps},
-            "Cold start: exec -> /ping (ms, median)", "ms")
-    grouped(axes[1][1], ["idle", "after load"],
-            {s: {"idle": _get(memory, s, "idle_rss_mb"),
-                 "after load": _get(memory, s, "loaded_rss_mb")} for s in apps},
-            "RSS (MB)", "MB")
-    routes = results.get("routes", {})
-    counts = list(routes)
-    route_servers = [s for s in apps if any(s in v and "error" not in v[s] for v in routes.values())]
-    ax = axes[1][2]
-    for s in route_servers:
-        xs = [int(c) for c in counts if "rps" in routes[c].get(s, {})]
-        ax.plot(xs, [routes[str(c)][s]["rps"] for c in xs], "o-", color=COLORS.get(s),
-                label=f"{s} req/s")
-    ax.set_xscale("log")
-    ax.set_xlabel("routes in manifest")
-    ax.set_ylabel("req/s (c64, last route)")
-    ax.set_title("Route table size: req/s (solid), boot ms (dashed)", fontsize=10)
-    twin = ax.twinx()
-    for s in route_servers:
-        xs = [int(c) for c in counts if routes[c].get(s, {}).get("boot_ms")]
-        twin.plot(xs, [routes[str(c)][s]["boot_ms"] for c in xs], "s--", color=COLORS.get(s),
-                  alpha=0.6, label=f"{s} boot ms")
-    twin.set_ylabel("boot ms")
-    if route_servers:
-        ax.legend(fontsize=7, loc="lower left")
-    body = results.get("body", {})
-    grouped(axes[1][3], list(body),
-            {s: {label: _get(body, label, s, "median_ms") for label in body} for s in apps},
-            "Large typed JSON body: request latency (ms)", "ms", log=True)
+    rps = lambda s: _get(load, "post_c64", s, "rps")  # noqa: E731
+    _bars(next(panels), per_server(rps, lambda v, s: _f(v)),
+          "Throughput: no-op JSON POST, 64 connections", "requests per second (higher is better)")
+    p50 = lambda s: _get(load, "post_c1", s, "p50_ms")  # noqa: E731
+    _bars(next(panels), per_server(p50, lambda v, s: f"{_f(v, '.3f')} ms  (p99 {_f(_get(load, 'post_c1', s, 'p99_ms'), '.2f')})"),
+          "Latency: one request at a time (p50)", "milliseconds (lower is better)")
+    boot = lambda s: _get(cold, s, "first_200_ms")  # noqa: E731
+    _bars(next(panels), per_server(boot, lambda v, s: f"{_f(v)} ms"),
+          "Cold start: exec to the first /ping 200", "milliseconds (lower is better)")
+    rss = lambda s: _get(memory, s, "idle_rss_mb")  # noqa: E731
+    _bars(next(panels), per_server(rss, lambda v, s: f"{_f(v, '.1f')} MB"),
+          "Memory of an idle worker (RSS)", "MB (lower is better)")
+    big = next((label for label in ("30 MB", *body) if label in body), None)
+    big_ms = lambda s: _get(body, big, s, "median_ms") if big else None  # noqa: E731
+    _bars(next(panels), per_server(big_ms, lambda v, s: f"{_f(v)} ms"),
+          f"A {big or ''} JSON body to validated arguments", "milliseconds, median (lower is better)")
+    ping = lambda s: _get(busy, s, "rps")  # noqa: E731
+    _bars(next(panels), per_server(ping, lambda v, s: "no answer" if not v else f"{_f(v)} req/s (p99 {_f(_get(busy, s, 'p99_ms'), '.1f')} ms)"),
+          "/ping while 240 blocking requests are in flight", "requests per second (higher is better)", room=1.9)
+    floors = [(s, _ratio(_get(load, "post_c64", s, "rps"), _get(load, "post_c64", floor, "rps")), floor)
+              for s, floor in (("runtime", "raw-hypercorn"), ("runtime-uvicorn", "raw-uvicorn"))]
+    _bars(next(panels), [(s, v, f"{_f(v, '.2f')} of {CHART_LABELS[floor]}") for s, v, floor in floors],
+          "Share of the bare server's throughput (c64)", "runtime req/s / bare server req/s", target=0.85)
+
+    ax = next(panels)
+    counts = sorted(routes, key=int)
+    for s in CHART_SERVERS:
+        points = [(c, _get(routes, c, s, "rps")) for c in counts]
+        points = [(c, v) for c, v in points if v]
+        if points:
+            ax.plot([counts.index(c) for c, _ in points], [v for _, v in points], "o-", linewidth=2.5,
+                    markersize=8, color=COLORS[s], label=CHART_LABELS[s])
+    ax.set_xticks(range(len(counts)), [f"{c} route{'s' if c != '1' else ''}" for c in counts], fontsize=12)
+    ax.set_ylim(bottom=0)
+    ax.set_title("Throughput on the last of N routes (c64)", fontsize=14, fontweight="bold", loc="left", pad=10)
+    ax.set_ylabel("requests per second", fontsize=12)
+    ax.tick_params(axis="y", labelsize=11)
+    ax.legend(fontsize=11, loc="lower left")
+    ax.spines[["top", "right"]].set_visible(False)
+
     env = results.get("environment", {})
-    fig.suptitle(f"Flash runtime vs reference - {env.get('cpu')}, {env.get('date')} "
-                 f"(profile {results.get('profile', {}).get('name')})", fontsize=12)
-    fig.tight_layout()
+    fig.suptitle(f"Flash worker runtime vs the reference: {env.get('cpu')}, {env.get('cpus')} CPUs, "
+                 f"Python {env.get('python')}, {env.get('date')}", fontsize=16, fontweight="bold")
+    fig.tight_layout(rect=(0, 0, 1, 0.975), h_pad=3.5, w_pad=4)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    # Redraw the chart (and results.md) from a results.json without running the benchmark again.
+    import sys
+
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "results.json")
+    saved = json.loads(source.read_text())
+    chart(saved, source.with_name("chart.png"))
+    print(source.with_name("chart.png"))

@@ -115,6 +115,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 def build_routed_app(
     handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics | NoMetrics, executor: Any = None,
+    title: str = "Flash worker", version: str = "",
 ) -> RequestContext:
     """The user's routes, plus /execute, /openapi.json and /docs when enabled, behind the middleware."""
     entries: list[RouteEntry] = []
@@ -124,11 +125,11 @@ def build_routed_app(
         entries.append(RouteEntry(handler.route.path, handler.route.method, handler.endpoint))
     if settings.openapi:
         # After the user's routes: an app that defines /docs itself keeps it.
-        entries.extend(_openapi_routes(handlers))
+        entries.extend(_openapi_routes(handlers, title, version))
     return RequestContext(RoutedApp(entries), health, metrics, settings.max_body_bytes)
 
 
-def _openapi_routes(handlers: list[Handler]) -> list[RouteEntry]:
+def _openapi_routes(handlers: list[Handler], title: str, version: str) -> list[RouteEntry]:
     """`/openapi.json` and `/docs`. The document is built on its first request, not at boot: for
     a large manifest it costs more than the rest of the boot (about 130 ms for 1000 routes), and
     a worker serves traffic long before anyone reads its schema. It is built once, in a thread,
@@ -143,7 +144,7 @@ def _openapi_routes(handlers: list[Handler]) -> list[RouteEntry]:
         from . import __version__
         from .openapi import build_openapi
 
-        return encode_json(build_openapi(handlers, "Flash worker", __version__))
+        return encode_json(build_openapi(handlers, title, version or __version__))
 
     async def openapi(scope: Scope, receive: Receive, send: Send) -> Response:
         if not built:

@@ -24,7 +24,7 @@ from .health import Health, HealthState
 from .limits import Limiter
 from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
-from .manifest import Route, check_module_name, load_manifest, resource_routes, select_resource
+from .manifest import Manifest, Route, check_module_name, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
 from .privileges import drop_privileges
 from .server import Server, bind_address, exit_by
@@ -43,6 +43,8 @@ class LoadedApp(msgspec.Struct):
     executor: Executor | None
     phases: dict[str, float]
     slowest_imports: dict[str, float] = {}
+    title: str = "Flash worker"  # the app's name and build, for /docs
+    version: str = ""
 
 
 class _Phases:
@@ -68,14 +70,14 @@ def load_application(
     if artifact is not None:
         phases.timed("unpack", _unpack, settings, artifact)
 
-    def read_manifest() -> tuple[str, list[Route]]:
+    def read_manifest() -> tuple[str, list[Route], Manifest]:
         manifest = load_manifest(settings.manifest_path)
         name, resource = select_resource(manifest, settings.manifest_path, settings.resource_name)
         if settings.module_name is not None:
             check_module_name(settings.module_name, name, resource, settings.manifest_path)
-        return name, resource_routes(name, resource, settings.manifest_path)
+        return name, resource_routes(name, resource, settings.manifest_path), manifest
 
-    resource, routes = phases.timed("manifest", read_manifest)
+    resource, routes, manifest = phases.timed("manifest", read_manifest)
 
     import_times = ImportTimes()
 
@@ -95,7 +97,17 @@ def load_application(
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
     executor = Executor(pool) if settings.enable_execute else None
-    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest())
+    title, version = app_title(manifest, resource)
+    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest(), title, version)
+
+
+def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
+    """The app's name (project, and the resource when it differs) and its build time, if known."""
+    project = manifest.project_name or resource
+    title = project if project == resource else f"{project} · {resource}"
+    built = (manifest.generated_at or "")[:16].replace("T", " ")
+    return title, f"built {built} UTC" if built else ""
+
 
 
 def _unpack(settings: Settings, artifact: IO[bytes]) -> None:
@@ -144,6 +156,29 @@ def check(settings: Settings) -> int:
         return 1
     _log.info("check passed", resource=app.resource, routes=[f"{r.method} {r.path}" for r in app.routes],
               phases_ms=_ms(app.phases), slowest_imports_ms=app.slowest_imports)
+    return 0
+
+
+def check_all(settings: Settings) -> int:
+    """`check`: `check` for every load-balanced resource (or the one named); 0 when all would boot."""
+    if settings.resource_name is not None:
+        return check(settings)
+    try:
+        artifact = open_privileged(settings)
+        if artifact is not None:  # unpacked once, not once a resource
+            _unpack(settings, artifact)
+            settings = msgspec.structs.replace(settings, artifact_path=None)
+        manifest = load_manifest(settings.manifest_path)
+    except StartupError as exc:
+        log_startup_error(exc)
+        return 1
+    names = sorted(name for name, resource in manifest.resources.items() if resource.is_load_balanced)
+    if not names:
+        return check(settings)  # the error a worker would report
+    failed = [name for name in names if check(msgspec.structs.replace(settings, resource_name=name)) != 0]
+    if failed:
+        _log.error("check failed", failed=failed, passed=[name for name in names if name not in failed])
+        return 1
     return 0
 
 
@@ -205,7 +240,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             return False
         finally:
             finished = True
-        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor))
+        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor, app.title, app.version))
         # Everything loaded so far (modules, the app's models and tables) lives as long as the
         # worker: move it out of the collector's generations, so full collections under load
         # stop traversing it again and again (with large in-memory models, each one was a pause).

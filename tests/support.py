@@ -35,10 +35,14 @@ def base_env(module_path: Path | str) -> dict[str, str]:
     their workers with the development setting FLASH_USER=root unless a test says otherwise
     (tests/test_privileges.py runs the real drop with an interpreter that uid can read).
     """
+    return {**clean_env(), "FLASH_MODULE_PATH": str(module_path), "HOST": "127.0.0.1", "PORT": str(free_port())}
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment less any FLASH_/RUNPOD_ setting (FLASH_USER=root as root, see above)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
     if os.geteuid() == 0:
         env["FLASH_USER"] = "root"
-    env.update({"FLASH_MODULE_PATH": str(module_path), "HOST": "127.0.0.1", "PORT": str(free_port())})
     return env
 
 

@@ -24,7 +24,9 @@ from support import ROOT, Worker
 
 DOCS_HTML = ROOT / "runtime" / "docs.html"
 KINDS_APP = ROOT / "tests" / "apps" / "kinds"
-SCREENSHOTS = ROOT / "build" / "docs-page"
+DOCS_APP = ROOT / "tests" / "docs_app"
+# Screenshots to look at (gitignored); DOCS_SCREENSHOTS puts them elsewhere.
+SCREENSHOTS = Path(os.environ.get("DOCS_SCREENSHOTS") or ROOT / "tests" / "artifacts" / "docs")
 CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
                  if (path := shutil.which(name))), None)
 # Every host but 127.0.0.1 resolves to nothing: a page that reached out would show it.
@@ -153,7 +155,8 @@ def test_dom_lists_every_operation_of_the_runtime_spec(core_worker, chromium):
     for path, item in spec["paths"].items():
         for method, op in item.items():
             card = dom.one("details", data_operation_id=op["operationId"])
-            assert op["summary"] in card["text"] and path in card["text"]
+            # The summary is Markdown: its `code` spans are shown without the backticks.
+            assert op["summary"].replace("`", "") in card["text"] and path in card["text"]
             rows = {e["attrs"]["data-status"]: e["text"] for e in dom.inside(card, "tr") if "data-status" in e["attrs"]}
             assert rows.keys() == op["responses"].keys()
             assert all(response["description"] in rows[code] for code, response in op["responses"].items())
@@ -188,7 +191,8 @@ def test_screenshot_shows_a_styled_page(core_worker, chromium):
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 SAMPLE_SPEC = {
     "openapi": "3.1.0",
-    "info": {"title": f"Sample {HOSTILE}", "version": "2.0"},
+    "info": {"title": f"Sample {HOSTILE}", "version": "2.0",
+             "description": f"**Bold** [bad](javascript:alert(1)) [data](data:text/html,x) [in page](#op-grow_tree) {HOSTILE}"},
     "paths": {
         "/trees/{tree_id}": {"parameters": [{"name": "tree_id", "in": "path", "schema": {"type": "integer"}}], "post": {
             "operationId": "grow_tree", "summary": f"Grow {HOSTILE}", "description": "Line one\nLine two",
@@ -274,6 +278,10 @@ def test_spec_text_is_escaped_and_refs_resolved(sample_site, chromium):
     assert not dom.find("img") and not any("onerror" in e["attrs"] for e in dom.elements)
     assert dom.one("h1")["text"] == f"Sample {HOSTILE}"  # shown as text
     assert dom.one("title")["text"] == f"Sample {HOSTILE} - API docs"  # the script in it never ran
+    intro = dom.one(id="intro")
+    assert [e["text"] for e in dom.inside(intro, "strong")] == ["Bold"]
+    assert [e["attrs"]["href"] for e in dom.inside(intro, "a")] == ["#op-grow_tree"]  # no javascript: or data: link
+    assert "[bad](javascript:alert(1))" in intro["text"] and HOSTILE in intro["text"]
     grow = dom.one("details", data_operation_id="grow_tree")
     assert f"Grow {HOSTILE}" in grow["text"] and "Line one\nLine two" in grow["text"]
     assert "No such tree" in grow["text"] and f"Created {HOSTILE}" in grow["text"]  # a $ref'd response
@@ -377,11 +385,15 @@ class Browser:
         self.wait_for("document.readyState === 'complete' && document.getElementById('status')"
                       " && document.getElementById('status').dataset.state !== 'loading'")
 
-    def screenshot(self, target: Path) -> None:
+    def screenshot(self, target: Path, full_page: bool = False) -> None:
         import base64
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
+        options: dict = {"format": "png", "captureBeyondViewport": full_page}
+        if full_page:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            options["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}
+        data = self.call("Page.captureScreenshot", **options)["data"]
         target.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
@@ -574,4 +586,134 @@ def test_try_it_uploads_a_file_as_multipart(browser, tmp_path):
         assert json.loads(shown["body"]) == {"size": 10, "name": "snap", "count": 2, "head": "hello"}
         browser.js(f"{card('upload')}.scrollIntoView()")
         browser.screenshot(SCREENSHOTS / "kinds_upload.png")
+    assert_only_loopback(browser)
+
+
+# --- what the page shows of a documented app (tests/docs_app), and how it looks ------------------------
+
+@pytest.fixture(scope="module")
+def docs_worker():
+    with Worker(DOCS_APP) as worker:
+        yield worker.wait_ready()
+
+
+def test_title_is_the_apps_name_and_build(docs_worker, browser):
+    browser.open(docs_worker.url + "/docs")
+    assert browser.js("document.querySelector('h1').textContent") == "catalog"
+    assert browser.js("document.title") == "catalog - API docs"
+    assert browser.js("document.getElementById('version').textContent") == "built 2026-11-28 01:18 UTC OpenAPI 3.1.0"
+
+
+def test_docstrings_are_rendered_as_markdown(docs_worker, browser):
+    browser.open(docs_worker.url + "/docs")
+    shown = browser.js(f"""(() => {{
+        const body = {card('list_products')}.querySelector('.description');
+        return {{items: [...body.querySelectorAll('ul > li')].map((li) => li.textContent),
+                 code: [...body.querySelectorAll('code')].map((c) => c.textContent),
+                 links: [...body.querySelectorAll('a')].map((a) => [a.textContent, a.getAttribute('href')]),
+                 first: body.firstElementChild.textContent}};
+    }})()""")
+    assert shown["items"] == ["offset=0&limit=20 is the first page", "offset=20&limit=20 the second"]
+    assert {"sort", "next_offset", "null"} <= set(shown["code"])
+    assert shown["links"] == [["the catalogue guide", "https://example.com/guide"]]
+    assert not shown["first"].startswith("List products")  # the summary is in the title bar, not repeated
+    summary = browser.js(f"{card('get_product')}.querySelector('summary .summary').innerText")
+    assert summary == "Look a product up by its SKU."
+    assert browser.js(f"{card('get_product')}.querySelector('summary strong').textContent") == "SKU"
+    text = browser.js(f"{card('get_product')}.querySelector('.description').textContent")
+    assert "<b>HTML stays text</b>" in text and not browser.js(f"{card('get_product')}.querySelector('.description b')")
+    fenced = browser.js(f"{card('create_product')}.querySelector('.description pre code').textContent")
+    assert json.loads(fenced) == {"product": {"sku": "ABC-1234", "name": "Mug", "price": 8.5}}
+
+
+def test_parameters_show_descriptions_and_constraints_where_they_are(docs_worker, browser):
+    browser.open(docs_worker.url + "/docs")
+
+    def row(operation_id: str, kind: str, name: str) -> dict:
+        return browser.js(f"""(() => {{
+            const tr = {card(operation_id)}.querySelector('tr[data-{kind}={json.dumps(name)}]');
+            return {{chips: [...tr.querySelectorAll('.chip')].map((c) => c.textContent),
+                     description: tr.cells[2] ? tr.cells[2].textContent : null, strong: [...tr.querySelectorAll('strong')].map((s) => s.textContent)}};
+        }})()""")
+
+    limit = row("list_products", "param", "limit")
+    assert limit["chips"] == ["≥ 1", "≤ 100", "default: 20"]
+    assert limit["description"] == "Items per page, at most 100." and limit["strong"] == ["at most 100"]
+    assert row("list_products", "param", "sort")["chips"] == ['default: "name"']
+    sku = row("get_product", "param", "sku")
+    assert sku["chips"] == [r"pattern /^[A-Z]{3}-\d{4}$/"] and sku["description"] == "Stock keeping unit, e.g. ABC-1234."
+    coats = row("paint", "field", "coats")
+    assert coats["chips"] == ["≥ 1", "≤ 5", "multiple of 1", "default: 1"]
+    assert coats["description"] is None  # no field of the body has one: no empty column
+    assert row("create_product", "field", "dry_run")["description"] == "Validate only; store nothing."
+    assert browser.js(f"{card('paint')}.querySelector('tr[data-field=colour] td.type').textContent").startswith("Colour")
+
+
+def test_response_schema_of_each_operation(docs_worker, browser):
+    browser.open(docs_worker.url + "/docs")
+    page = browser.js(f"{card('list_products')}.querySelector('details.response[data-status=\"200\"]')"
+                      ".querySelector('pre.response-schema').textContent")
+    assert page.startswith("Page {") and "items*: array<Product {" in page and "next_offset: integer | null = null" in page
+    assert browser.js(f"{card('list_products')}.querySelector('details.response[data-status=\"200\"]').open")
+    assert not browser.js(f"{card('list_products')}.querySelector('details.response[data-status=\"422\"]').open")
+    assert not browser.js(f"{card('remove_product')}.querySelector('details.response[data-status=\"200\"]')")  # -> None
+
+
+def curl_of(browser: Browser, operation_id: str) -> str:
+    return browser.js(f"{card(operation_id)}.querySelector('pre.curl-command').textContent")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_command_is_the_request_the_form_describes(docs_worker, browser):
+    browser.open(docs_worker.url + "/docs")
+    base = docs_worker.url
+    body = {"product": {"sku": "ABC-1234", "name": "Mug", "price": 8.5}, "dry_run": True}
+    browser.js(f"""(() => {{
+        const form = {card('create_product')}.querySelector('form');
+        form.elements.body.value = {json.dumps(json.dumps(body))};
+        form.elements.body.dispatchEvent(new Event('input', {{bubbles: true}}));
+    }})()""")
+    command = curl_of(browser, "create_product")
+    assert command == (f"curl -X POST '{base}/products' \\\n  -H 'Content-Type: application/json' \\\n"
+                       f"  -d '{json.dumps(body, separators=(',', ':'))}'")
+    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+    assert json.loads(ran.stdout) == {**body["product"], "colour": "red", "tags": []}
+
+    try_it(browser, "get_product", {"path:sku": "ABC-0001", "query:currency": "USD"})
+    command = curl_of(browser, "get_product")
+    assert command == f"curl '{base}/products/ABC-0001?currency=USD'"
+    assert json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout)["name"] == "Mug"
+
+    browser.js(f"""(() => {{
+        const form = {card('create_product')}.querySelector('form');
+        form.elements.body.value = '{{"product": {{"name": "it\\'s"}}}}';
+        form.elements.body.dispatchEvent(new Event('input', {{bubbles: true}}));
+    }})()""")
+    quoted = curl_of(browser, "create_product").splitlines()[-1].strip()
+    assert quoted == """-d '{"product":{"name":"it'\\''s"}}'"""  # a quote in the body survives the shell
+
+
+@pytest.mark.parametrize("width, height, device", [(1280, 860, "desktop"), (390, 844, "phone")])
+def test_screenshots_at_desktop_and_phone_width(docs_worker, browser, width, height, device):
+    from PIL import Image
+
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                 mobile=device == "phone")
+    browser.open(docs_worker.url + "/docs")
+    index = SCREENSHOTS / f"index-{device}.png"
+    browser.screenshot(index)
+    assert browser.js("document.documentElement.scrollWidth") <= width  # nothing runs off the side
+    browser.js("location.hash = '#op-list_products'")
+    browser.wait_for(f"{card('list_products')}.open")
+    assert browser.js("document.documentElement.scrollWidth") <= width
+    operation = SCREENSHOTS / f"operation-{device}.png"
+    browser.screenshot(operation, full_page=True)
+    browser.js("location.hash = '#op-create_product'")
+    browser.wait_for(f"{card('create_product')}.open")
+    with_body = SCREENSHOTS / f"operation-body-{device}.png"
+    browser.screenshot(with_body)
+    for target in (index, operation, with_body):
+        with Image.open(target) as image:
+            assert image.size[0] == width
+            assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # text was drawn
     assert_only_loopback(browser)
