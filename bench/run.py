@@ -122,7 +122,10 @@ class ServerSpec:
 
 
 def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
+    if os.geteuid() == 0:  # the runtime would drop to uid 10001, which cannot read a Python under /root
+        env["FLASH_USER"] = "root"
+    return env
 
 
 def make_spec(name: str, app_dir: Path, workdir: Path, loop: str = "asyncio") -> ServerSpec:

@@ -188,6 +188,8 @@ class Cluster:
         slot.log_path = self.workdir / f"{name}.{slot.generation}.log"
         full_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))},
+            # Started as root, the runtime drops to uid 10001, which cannot read a Python under /root.
+            **({"FLASH_USER": "root"} if os.geteuid() == 0 else {}),
             "FLASH_MODULE_PATH": str(self.app),
             "HOST": "127.0.0.1",
             "PORT": str(slot.port),

@@ -1,60 +1,299 @@
-"""Unpack a `flash build` artifact (.tar.gz) into the module path, refusing anything that escapes it."""
+"""Unpack a `flash build` artifact (.tar.gz) into the app folder, deciding every member by its name.
+
+The archive is hostile input. Nothing here asks the filesystem what a path resolves to: each
+member's fate is decided lexically, from its normalised name and the names seen before it, so the
+checks do not depend on which Python's `tarfile` (with or without extraction filters) is installed.
+
+- Names: absolute paths, `..` components, NUL bytes and empty names are refused.
+- Links: a symbolic link must be relative and, resolved lexically from where it stands, stay inside
+  the tree without passing through another link; a hard link must name a regular file extracted
+  before it. No member may be written through a link: a name whose parent is a link is refused,
+  and links are created only after every file and directory is written.
+- Kinds: regular files, directories and links only (no devices or FIFOs); a member that changes the
+  kind of a name already extracted is refused.
+- Modes: permission bits only, never set-uid, set-gid or sticky, never group- or world-writable;
+  ownership is never taken from the archive.
+- Size: the total of the members' sizes and the member count are capped (settings).
+- Atomicity: members are written into a fresh staging directory inside the destination; only when
+  the whole archive is extracted are its top-level entries renamed into place (replacing entries of
+  the same name). A failure leaves the destination as it was.
+
+Every problem, a truncated gzip and a full disk included, is a StartupError naming the archive.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import stat
 import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .errors import StartupError
 
+_STAGING_PREFIX = ".flash-unpack-"
+_CHUNK = 1 << 20
+_POLL = 0.25  # seconds between looks for a late artifact
 
-def unpack_artifact(archive: Path, destination: Path) -> int:
-    """Extract `archive` into `destination`; return the number of members.
 
-    Every member is checked before anything is written: absolute names, `..` components,
-    links pointing outside the tree, and device or FIFO nodes are a StartupError.
-    """
-    if not archive.is_file():
-        raise StartupError(f"FLASH_ARTIFACT_PATH: no such file: {archive}")
-    destination.mkdir(parents=True, exist_ok=True)
-    root = destination.resolve()
+@dataclass(frozen=True)
+class UnpackLimits:
+    """Caps on what one archive may write."""
+
+    max_bytes: int
+    max_members: int
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    members: int
+    bytes: int
+
+
+def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits) -> Unpacked:
+    """Extract the archive read from `source` into `destination`; `label` names it in errors."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member(member, root, archive)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(root, members=members, filter="data")
-            else:  # Python without extraction filters: the checks above are the guard
-                tar.extractall(root, members=members)
-    except tarfile.TarError as exc:
-        raise StartupError(f"FLASH_ARTIFACT_PATH: {archive} is not a readable tar archive: {exc}") from None
-    return len(members)
+        destination.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(destination)
+        staging = Path(_make_staging(destination))
+    except OSError as exc:
+        raise StartupError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
+    try:
+        result = _Extraction(staging, label, limits).run(source)
+        _move_into_place(staging, destination)
+        return result
+    except StartupError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise StartupError(f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}") from None
+    except OSError as exc:
+        raise StartupError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def _inside(root: Path, target: Path) -> bool:
-    return target == root or root in target.parents
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
-def _check_member(member: tarfile.TarInfo, root: Path, archive: Path) -> None:
-    name = member.name
-    where = f"{archive}: member {name!r}"
-    if name.startswith(("/", "\\")) or os.path.isabs(name):
-        raise StartupError(f"{where} has an absolute path")
-    if ".." in Path(name).parts:
-        raise StartupError(f"{where} escapes the module path with '..'")
-    target = (root / name).resolve()
-    if not _inside(root, target):
-        raise StartupError(f"{where} resolves outside the module path")
-    if member.issym():
-        link = member.linkname
-        resolved = (target.parent / link).resolve() if not os.path.isabs(link) else Path(link)
-        if os.path.isabs(link) or not _inside(root, resolved):
-            raise StartupError(f"{where} is a symlink to {link!r}, outside the module path")
-    elif member.islnk():
-        resolved = (root / member.linkname).resolve()
-        if os.path.isabs(member.linkname) or not _inside(root, resolved):
-            raise StartupError(f"{where} is a hard link to {member.linkname!r}, outside the module path")
-    elif not (member.isfile() or member.isdir()):
-        raise StartupError(f"{where} is a device or FIFO node")
+def _make_staging(destination: Path) -> str:
+    return tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination)
+
+
+def _remove_stale_staging(destination: Path) -> None:
+    """Staging folders left by a worker killed mid-unpack."""
+    for entry in os.scandir(destination):
+        if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, destination: Path) -> None:
+    for entry in sorted(os.listdir(staging)):
+        target = destination / entry
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.rename(staging / entry, target)
+
+
+def normalise(name: str) -> tuple[str, ...] | str:
+    """A member name as its path components, or the reason it is refused."""
+    if "\x00" in name:
+        return "has a NUL byte in its name"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute path"
+    parts = []
+    for part in name.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return "escapes the app folder with '..'"
+        parts.append(part)
+    return tuple(parts)
+
+
+class _Extraction:
+    """One pass over the archive's members, in order."""
+
+    def __init__(self, root: Path, label: str, limits: UnpackLimits):
+        self.root = root
+        self.label = label
+        self.limits = limits
+        self.kinds: dict[tuple[str, ...], str] = {(): "dir"}
+        self.dir_modes: dict[tuple[str, ...], int] = {}
+        self.links: list[tuple[str, tuple[str, ...], str]] = []
+        self.members = 0
+        self.bytes = 0
+
+    def refuse(self, name: str, why: str) -> StartupError:
+        return StartupError(f"{self.label}: member {name!r} {why}")
+
+    def run(self, source: IO[bytes]) -> Unpacked:
+        with tarfile.open(fileobj=source, mode="r|*") as tar:
+            for member in tar:
+                self.members += 1
+                if self.members > self.limits.max_members:
+                    raise StartupError(
+                        f"{self.label}: more than {self.limits.max_members} members "
+                        f"(FLASH_ARTIFACT_MAX_MEMBERS)"
+                    )
+                self.add(tar, member)
+        # Links are checked once every name is known (a later member could turn a component of an
+        # earlier link's target into a link) and created last, so no write ever follows one.
+        for name, parts, target in self.links:
+            self.check_symlink(name, parts, target)
+        for _name, parts, target in self.links:
+            self.makedirs(parts[:-1])
+            os.symlink(target, self.path(parts))
+        for parts, mode in sorted(self.dir_modes.items(), key=lambda item: -len(item[0])):
+            os.chmod(self.path(parts), mode)
+        return Unpacked(self.members, self.bytes)
+
+    def path(self, parts: tuple[str, ...]) -> str:
+        return os.path.join(self.root, *parts)
+
+    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        parts = normalise(member.name)
+        if isinstance(parts, str):
+            raise self.refuse(member.name, parts)
+        if not parts:
+            return  # the archive's root ("." or "./")
+        self.check_parents(member.name, parts)
+        if member.isdir():
+            self.claim(member.name, parts, "dir")
+            os.makedirs(self.path(parts), mode=0o700, exist_ok=True)
+            self.dir_modes[parts] = _safe_mode(member.mode) | 0o700
+        elif member.isfile():
+            self.count_bytes(member)
+            self.claim(member.name, parts, "file")
+            self.write_file(tar, member, parts)
+        elif member.issym():
+            self.claim(member.name, parts, "link")
+            self.links.append((member.name, parts, member.linkname))
+        elif member.islnk():
+            source = normalise(member.linkname)
+            if isinstance(source, str) or self.kinds.get(source) != "file":
+                raise self.refuse(
+                    member.name,
+                    f"is a hard link to {member.linkname!r}, which is not a file extracted before it",
+                )
+            self.claim(member.name, parts, "file")
+            self.makedirs(parts[:-1])
+            os.link(self.path(source), self.path(parts), follow_symlinks=False)
+        else:
+            raise self.refuse(member.name, "is a device, FIFO or other special file")
+
+    def check_parents(self, name: str, parts: tuple[str, ...]) -> None:
+        for depth in range(1, len(parts)):
+            kind = self.kinds.get(parts[:depth])
+            if kind == "link":
+                raise self.refuse(name, f"would be written through the link {'/'.join(parts[:depth])!r}")
+            if kind == "file":
+                raise self.refuse(name, f"is under {'/'.join(parts[:depth])!r}, which is a file")
+
+    def claim(self, name: str, parts: tuple[str, ...], kind: str) -> None:
+        for depth in range(1, len(parts)):
+            self.kinds.setdefault(parts[:depth], "dir")
+        before = self.kinds.get(parts)
+        if before is not None and (before != kind or kind == "link"):
+            raise self.refuse(name, f"replaces an earlier {before} of the same name")
+        self.kinds[parts] = kind
+
+    def check_symlink(self, name: str, parts: tuple[str, ...], target: str) -> None:
+        """Refuse a target that leaves the tree or passes through a link, walked from the link's folder."""
+        if not target or "\x00" in target or target.startswith(("/", "\\")):
+            raise self.refuse(name, f"is a symlink to {target!r}, outside the app folder")
+        where = list(parts[:-1])
+        pieces = [p for p in target.replace("\\", "/").split("/") if p not in ("", ".")]
+        for index, piece in enumerate(pieces):
+            if piece == "..":
+                if not where:
+                    raise self.refuse(name, f"is a symlink to {target!r}, outside the app folder")
+                where.pop()
+                continue
+            where.append(piece)
+            last = index == len(pieces) - 1
+            if not last and self.kinds.get(tuple(where)) == "link":
+                raise self.refuse(name, f"is a symlink to {target!r}, through another link")
+        if tuple(where) == parts:
+            raise self.refuse(name, "is a symlink to itself")
+
+    def count_bytes(self, member: tarfile.TarInfo) -> None:
+        self.bytes += member.size
+        if self.bytes > self.limits.max_bytes:
+            raise StartupError(
+                f"{self.label}: unpacks to more than {self.limits.max_bytes} bytes (FLASH_ARTIFACT_MAX_BYTES)"
+            )
+
+    def makedirs(self, parts: tuple[str, ...]) -> None:
+        if parts:
+            os.makedirs(self.path(parts), mode=0o700, exist_ok=True)
+
+    def write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        self.makedirs(parts[:-1])
+        path = self.path(parts)
+        if os.path.lexists(path):
+            os.unlink(path)  # a later member of the same name wins, as with tar
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            data = tar.extractfile(member)
+            if data is not None:
+                shutil.copyfileobj(data, out, _CHUNK)
+            os.fchmod(out.fileno(), _safe_mode(member.mode) | 0o600)
+        if member.mtime:
+            os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
+
+def _safe_mode(mode: int) -> int:
+    """Permission bits only: no set-uid/set-gid/sticky, nothing writable by group or others."""
+    return stat.S_IMODE(mode) & 0o755
+
+
+def open_artifact(path: Path, setting: str) -> IO[bytes]:
+    """Open the archive (as root, before privileges are dropped); a clear StartupError otherwise."""
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - handed to the unpack, which closes it
+    except FileNotFoundError:
+        raise StartupError(f"{setting}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise StartupError(f"{setting}: {path} is a directory, not a .tar.gz archive") from None
+    except OSError as exc:
+        raise StartupError(f"{setting}: cannot read {path}: {_os_reason(exc)}") from None
+    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+        source.close()
+        raise StartupError(f"{setting}: {path} is not a regular file")
+    return source
+
+
+async def wait_for_artifact(path: Path, setting: str, wait: float, on_wait: Callable[[], None]) -> IO[bytes]:
+    """Open the archive once it exists; the platform's volume can be mounted after the worker starts."""
+    deadline = time.monotonic() + wait
+    if not _present(path) and wait > 0:
+        on_wait()
+        while not _present(path):
+            if time.monotonic() >= deadline:
+                raise StartupError(
+                    f"{setting}: no build artifact at {path} after waiting {wait:g} s (FLASH_ARTIFACT_WAIT)"
+                )
+            await asyncio.sleep(_POLL)
+    return open_artifact(path, setting)
+
+
+def _present(path: Path) -> bool:
+    """Whether something is at `path`; one we may not look at counts, so that opening it explains."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import structlog
 
 from .app import WorkerApp, build_routed_app
-from .artifact import unpack_artifact
+from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
 from .deadlines import Deadlines
 from .errors import StartupError
 from .execute import Executor
@@ -21,8 +22,9 @@ from .health import Health, HealthState
 from .limits import Limiter
 from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
-from .manifest import Route, load_manifest, resource_routes, select_resource
+from .manifest import Route, check_module_name, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
+from .privileges import drop_privileges
 from .server import Server, bind_address
 from .settings import Settings
 
@@ -52,15 +54,22 @@ class _Phases:
             self.seconds[name] = time.perf_counter() - start
 
 
-def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> LoadedApp:
-    """Everything between a bound port and a routable app; StartupError on any problem."""
+def load_application(
+    settings: Settings, pool: SyncPool, limiter: Limiter, artifact: IO[bytes] | None = None
+) -> LoadedApp:
+    """Everything between a bound port and a routable app; StartupError on any problem.
+
+    `artifact` is the build archive, opened before privileges were dropped; it is unpacked here.
+    """
     phases = _Phases()
-    if settings.artifact_path is not None:
-        phases.timed("unpack", unpack_artifact, settings.artifact_path, settings.module_path)
+    if artifact is not None:
+        phases.timed("unpack", _unpack, settings, artifact)
 
     def read_manifest() -> tuple[str, list[Route]]:
         manifest = load_manifest(settings.manifest_path)
         name, resource = select_resource(manifest, settings.manifest_path, settings.resource_name)
+        if settings.module_name is not None:
+            check_module_name(settings.module_name, name, resource, settings.manifest_path)
         return name, resource_routes(name, resource, settings.manifest_path)
 
     resource, routes = phases.timed("manifest", read_manifest)
@@ -81,6 +90,37 @@ def load_application(settings: Settings, pool: SyncPool, limiter: Limiter) -> Lo
     return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds)
 
 
+def _unpack(settings: Settings, artifact: IO[bytes]) -> None:
+    label = f"{settings.artifact_setting}={settings.artifact_path}"
+    limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
+    with artifact:
+        unpacked = unpack_artifact(artifact, label, settings.module_path, limits)
+    _log.info("unpacked", artifact=str(settings.artifact_path), into=str(settings.module_path),
+              members=unpacked.members, bytes=unpacked.bytes)
+
+
+def open_privileged(settings: Settings) -> IO[bytes] | None:
+    """Open what needs the starting user's rights (the artifact), then drop them for good."""
+    artifact = None
+    if settings.artifact_path is not None:
+        artifact = open_artifact(settings.artifact_path, settings.artifact_setting)
+    _become_app_user(settings, artifact)
+    return artifact
+
+
+def _become_app_user(settings: Settings, artifact: IO[bytes] | None) -> None:
+    try:
+        dropped = drop_privileges(settings.run_as)
+    except StartupError:
+        if artifact is not None:
+            artifact.close()
+        raise
+    if dropped:
+        _log.info("dropped privileges", uid=os.getuid(), gid=os.getgid())
+    elif os.geteuid() == 0:
+        _log.warning("application code runs as root (FLASH_USER=root); never do this on a deployed worker")
+
+
 def log_startup_error(exc: BaseException) -> None:
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     _log.error("startup error", error=str(exc), exc_info=cause)
@@ -89,13 +129,37 @@ def log_startup_error(exc: BaseException) -> None:
 def check(settings: Settings) -> int:
     """`--check`: load everything a worker would, serve nothing; 0 when the app would boot."""
     try:
-        app = load_application(settings, SyncPool(1), Limiter(settings.max_concurrency, settings.max_pending))
+        artifact = open_privileged(settings)
+        app = load_application(settings, SyncPool(1), Limiter(settings.max_concurrency, settings.max_pending), artifact)
     except StartupError as exc:
         log_startup_error(exc)
         return 1
     _log.info("check passed", resource=app.resource, routes=[f"{r.method} {r.path}" for r in app.routes],
               phases_ms=_ms(app.phases))
     return 0
+
+
+async def _load(settings: Settings, pool: SyncPool, limiter: Limiter) -> LoadedApp:
+    """Open the artifact as the starting user (waiting for a late volume), drop root, load the
+    app in a daemon thread and run the startup hook."""
+    phases: dict[str, float] = {}
+    artifact = None
+    if settings.artifact_path is not None:
+        start = time.perf_counter()
+        artifact = await wait_for_artifact(
+            settings.artifact_path, settings.artifact_setting, settings.artifact_wait,
+            lambda: _log.info("waiting for the build artifact", path=str(settings.artifact_path),
+                              up_to_s=settings.artifact_wait),
+        )
+        phases["artifact_wait"] = time.perf_counter() - start
+    _become_app_user(settings, artifact)
+    app = await in_daemon_thread(load_application, settings, pool, limiter, artifact)
+    app.phases = {**phases, **app.phases}
+    if app.hook is not None:
+        start = time.perf_counter()
+        await run_hook(settings.startup_hook or "", app.hook)
+        app.phases["startup_hook"] = time.perf_counter() - start
+    return app
 
 
 async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
@@ -123,11 +187,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     async def boot() -> bool:
         nonlocal finished
         try:
-            app = await in_daemon_thread(load_application, settings, pool, limiter)
-            if app.hook is not None:
-                start = time.perf_counter()
-                await run_hook(settings.startup_hook or "", app.hook)
-                app.phases["startup_hook"] = time.perf_counter() - start
+            app = await _load(settings, pool, limiter)
         except StartupError as exc:
             log_startup_error(exc)
             return False
@@ -147,6 +207,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
             settings=settings.public(),
+            uid=os.getuid(),
             loop=_loop_name(),
             frozen_objects=gc.get_freeze_count(),
         )

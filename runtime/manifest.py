@@ -100,13 +100,24 @@ def load_manifest(path: Path) -> Manifest:
         raise StartupError(f"manifest is not valid JSON: {path}: {exc}") from None
 
 
+def platform_name(name: str) -> str:
+    """A deployed endpoint's name as the manifest spells it: runpod-flash adds a `live-` prefix to
+    live endpoints and a `-fb` suffix to FlashBoot ones, and strips both when it compares names."""
+    if name.startswith("live-"):
+        name = name[len("live-"):]
+    if name.endswith("-fb"):
+        name = name[: -len("-fb")]
+    return name
+
+
 def select_resource(manifest: Manifest, path: Path, name: str | None) -> tuple[str, Resource]:
     """The resource named by FLASH_RESOURCE_NAME, else the only load-balanced one."""
     if name is not None:
-        if name not in manifest.resources:
-            known = ", ".join(sorted(manifest.resources)) or "none"
-            raise StartupError(f"FLASH_RESOURCE_NAME={name!r} is not a resource of {path} (resources: {known})")
-        return name, manifest.resources[name]
+        for candidate in (name, platform_name(name)):
+            if candidate in manifest.resources:
+                return candidate, manifest.resources[candidate]
+        known = ", ".join(sorted(manifest.resources)) or "none"
+        raise StartupError(f"FLASH_RESOURCE_NAME={name!r} is not a resource of {path} (resources: {known})")
     balanced = sorted(n for n, r in manifest.resources.items() if r.is_load_balanced)
     if len(balanced) == 1:
         return balanced[0], manifest.resources[balanced[0]]
@@ -119,6 +130,18 @@ def select_resource(manifest: Manifest, path: Path, name: str | None) -> tuple[s
         f"{path} has several load-balanced resources ({', '.join(balanced)}); "
         f"set FLASH_RESOURCE_NAME to one of them"
     )
+
+
+def check_module_name(module: str, resource_name: str, resource: Resource, path: Path) -> None:
+    """FLASH_MODULE_PATH given as a dotted module must be one of the served resource's modules."""
+    modules = {fn.module for fn in resource.functions}
+    if resource.module_path:
+        modules.add(resource.module_path)
+    if module not in modules:
+        raise StartupError(
+            f"FLASH_MODULE_PATH={module!r} is not a module of resource {resource_name!r} in {path} "
+            f"(its modules: {', '.join(sorted(modules)) or 'none'})"
+        )
 
 
 def resource_routes(resource_name: str, resource: Resource, path: Path) -> list[Route]:

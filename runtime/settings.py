@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from .privileges import DEFAULT_USER, RunAs, parse_user
+
+PLATFORM_ARTIFACT = "/root/.runpod/artifact.tar.gz"
+APP_FOLDER = "/app"
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class SettingsError(ValueError):
@@ -33,8 +40,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     module_path: Path
     manifest_path: Path
+    module_name: str | None = None
     resource_name: str | None = None
     artifact_path: Path | None = None
+    artifact_setting: str = "FLASH_ARTIFACT_PATH"
+    artifact_wait: float = 0.0
+    artifact_max_bytes: int = 4 << 30
+    artifact_max_members: int = 200_000
+    run_as: RunAs = RunAs(10001, 10001)
     app_venv: Path | None = None
     startup_hook: str | None = None
 
@@ -83,14 +96,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Parse every variable; report all bad values at once."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
-        module_path = Path(reader.text("FLASH_MODULE_PATH", os.getcwd())).resolve()
+        module_path, module_name = _app_location(reader.text("FLASH_MODULE_PATH", None))
         manifest_default = str(module_path / "flash_manifest.json")
         port = reader.number("PORT", 8000, int, _valid_port)
+        deployed = bool(env.get("RUNPOD_ENDPOINT_ID") or env.get("RUNPOD_POD_ID"))
+        artifact = _artifact(reader, env)
         settings = dict(
             module_path=module_path,
+            module_name=module_name,
             manifest_path=Path(reader.text("FLASH_MANIFEST_PATH", manifest_default)).resolve(),
             resource_name=reader.text("FLASH_RESOURCE_NAME", None),
-            artifact_path=reader.path("FLASH_ARTIFACT_PATH"),
+            **artifact,
+            artifact_max_bytes=reader.number("FLASH_ARTIFACT_MAX_BYTES", 4 << 30, int, _positive),
+            artifact_max_members=reader.number("FLASH_ARTIFACT_MAX_MEMBERS", 200_000, int, _positive),
+            run_as=reader.user("FLASH_USER", DEFAULT_USER, deployed),
             app_venv=reader.path("FLASH_APP_VENV"),
             startup_hook=reader.text("FLASH_STARTUP_HOOK", None, _valid_hook),
             host=reader.text("HOST", "0.0.0.0"),
@@ -111,16 +130,48 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openapi=reader.flag("FLASH_OPENAPI", True),
             metrics=MetricsMode(reader.choice("FLASH_METRICS", "health", tuple(m.value for m in MetricsMode))),
         )
-        if settings["enable_execute"]:
-            deployed = [name for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_POD_ID") if env.get(name)]
-            if deployed:
-                reader.errors.append(
-                    f"FLASH_ENABLE_EXECUTE: /execute runs arbitrary code and is refused on a deployed "
-                    f"worker ({', '.join(deployed)} set)"
-                )
+        if settings["enable_execute"] and deployed:
+            names = [name for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_POD_ID") if env.get(name)]
+            reader.errors.append(
+                f"FLASH_ENABLE_EXECUTE: /execute runs arbitrary code and is refused on a deployed "
+                f"worker ({', '.join(names)} set)"
+            )
         if reader.errors:
             raise SettingsError("invalid settings: " + "; ".join(reader.errors))
         return cls(**settings)
+
+
+def _app_location(value: str | None) -> tuple[Path, str | None]:
+    """FLASH_MODULE_PATH as (app folder, module name): a folder, or a dotted module path as
+    runpod-flash's deploy code injects it, whose app folder is /app (else the working directory)."""
+    if value is None:
+        return Path(os.getcwd()).resolve(), None
+    if _DOTTED.fullmatch(value) and not Path(value).is_dir():
+        folder = Path(APP_FOLDER) if Path(APP_FOLDER).is_dir() else Path(os.getcwd())
+        return folder.resolve(), value
+    return Path(value).resolve(), None
+
+
+def platform_unpacks(env: Mapping[str, str]) -> bool:
+    """Whether this is a Flash-deployed worker whose build artifact the platform mounts."""
+    if not env.get("RUNPOD_ENDPOINT_ID"):
+        return False
+    return env.get("FLASH_ENDPOINT_TYPE", "").strip().lower() in ("lb", "qb") or bool(
+        env.get("FLASH_RESOURCE_NAME", "").strip()
+    )
+
+
+def _artifact(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
+    """The archive to unpack: FLASH_ARTIFACT_PATH when set, else the platform's mounted artifact."""
+    explicit = reader.path("FLASH_ARTIFACT_PATH")
+    wait = reader.number("FLASH_ARTIFACT_WAIT", 90.0, float, _non_negative)
+    disabled = reader.flag("FLASH_DISABLE_UNPACK", False)
+    if explicit is not None:
+        return {"artifact_path": explicit, "artifact_setting": "FLASH_ARTIFACT_PATH", "artifact_wait": 0.0}
+    if disabled or not platform_unpacks(env):
+        return {"artifact_path": None}
+    path = Path(reader.text("FLASH_BUILD_ARTIFACT_PATH", PLATFORM_ARTIFACT) or PLATFORM_ARTIFACT)
+    return {"artifact_path": path, "artifact_setting": "FLASH_BUILD_ARTIFACT_PATH", "artifact_wait": wait}
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -179,6 +230,17 @@ class _Reader:
             return False
         self.errors.append(f"{name}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
         return default
+
+    def user(self, name: str, default: str, deployed: bool) -> RunAs:
+        value = self._raw(name) or default
+        parsed = parse_user(value)
+        if isinstance(parsed, str):
+            self.errors.append(f"{name}={value!r}: {parsed}")
+            return RunAs(10001, 10001)
+        if parsed.is_root and deployed:
+            self.errors.append(f"{name}={value!r}: application code never runs as root on a deployed worker")
+            return RunAs(10001, 10001)
+        return parsed
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
         value = self._raw(name)

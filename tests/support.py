@@ -27,20 +27,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def base_env(module_path: Path | str) -> dict[str, str]:
+    """The environment of a test worker: this process's, less any FLASH_/RUNPOD_ setting.
+
+    Started as root, the runtime drops to FLASH_USER (uid 10001 by default) before it loads the
+    app; this machine's Python lives under /root, which uid 10001 cannot read, so the tests run
+    their workers with the development setting FLASH_USER=root unless a test says otherwise
+    (tests/test_privileges.py runs the real drop with an interpreter that uid can read).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
+    if os.geteuid() == 0:
+        env["FLASH_USER"] = "root"
+    env.update({"FLASH_MODULE_PATH": str(module_path), "HOST": "127.0.0.1", "PORT": str(free_port())})
+    return env
+
+
 class Worker:
     """One runtime process: its ports, its output lines, and the means to stop it."""
 
     def __init__(self, module_path: Path | str, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), python: str = sys.executable):
-        self.port = free_port()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))},
-            "FLASH_MODULE_PATH": str(module_path),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "LOG_FORMAT": "json",
-            **(env or {}),
-        }
+                 args: tuple[str, ...] = (), python: str = sys.executable,
+                 cwd: Path | None = None, user: int | None = None):
+        self.env = {**base_env(module_path), "LOG_FORMAT": "json", **(env or {})}
         self.port = int(self.env["PORT"])
         self.health_port = int(self.env.get("PORT_HEALTH", self.port))
         self.lines: list[str] = []
@@ -48,6 +56,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [python, str(ENTRYPOINT), *args],
             env=self.env,
+            cwd=cwd,
+            **_as_user(user),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -146,19 +156,19 @@ class Worker:
         self.stop()
 
 
-def run_check(module_path: Path | str, env: dict[str, str] | None = None,
-              timeout: float = 60.0) -> subprocess.CompletedProcess:
+def run_check(module_path: Path | str, env: dict[str, str] | None = None, timeout: float = 60.0,
+              python: str = sys.executable, cwd: Path | None = None,
+              user: int | None = None) -> subprocess.CompletedProcess:
     """Run the entrypoint to completion (startup errors, --check) and capture its output."""
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))},
-        "FLASH_MODULE_PATH": str(module_path),
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-        **(env or {}),
-    }
+    full_env = {**base_env(module_path), **(env or {})}
     args = full_env.pop("_ARGS", "").split()
-    return subprocess.run([sys.executable, str(ENTRYPOINT), *args], env=full_env,
+    return subprocess.run([python, str(ENTRYPOINT), *args], env=full_env, cwd=cwd, **_as_user(user),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _as_user(uid: int | None) -> dict:
+    """Popen arguments that start the child as `uid` (its group the same number, no others)."""
+    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
 
 
 def write_app(folder: Path, manifest: dict | str | None, files: dict[str, str]) -> Path:
