@@ -201,6 +201,9 @@ def flash_build(app: str) -> Path:
         assert proc.returncode == 0, f"flash build {app} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         shutil.copy2(project / ".flash" / "artifact.tar.gz", artifact.with_suffix(".partial"))
         artifact.with_suffix(".partial").rename(artifact)
+    for stale in CACHE.glob(f"artifact-{app}-*.tar.gz"):  # earlier sources' builds
+        if stale != artifact:
+            stale.unlink()
     return artifact
 
 
