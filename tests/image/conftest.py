@@ -1,7 +1,9 @@
 """Fixtures of the image test: the stand-in base, a local wheel index, the images it builds.
 
-The base images cannot be pulled here, so a stand-in (Debian bookworm with its python3, made by
-mmdebstrap) takes their place through the Dockerfiles' BASE_IMAGE argument. pip inside a build
+The base images cannot be pulled here, so stand-ins (Debian bookworm with its python3, made by
+mmdebstrap, with python:slim's layout and ENV for the CPU image and a stand-in torch for the GPU
+image) take their place through the Dockerfiles' BASE_IMAGE argument. The apps are real
+`flash build` outputs of tests/image/apps, cached by their sources' hash. pip inside a build
 cannot reach PyPI (no CA certificates in the image), so the wheels are built on the host and
 served to the build from a local index through PIP_INDEX_URL. Everything podman stores lives
 under the cache directory; what a run creates besides the images it tags is removed.
@@ -14,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,9 +27,12 @@ import pytest
 import tomllib
 from podman_support import (
     APPS,
+    IMAGE_SOURCE,
     CACHE,
     ROOT,
+    SLIM_PATH,
     STANDIN_MMDEBSTRAP,
+    STANDIN,
     STANDIN_PYTHON,
     Container,
     Podman,
@@ -34,6 +40,7 @@ from podman_support import (
     free_port,
     port_is_free,
     project_name,
+    revision,
 )
 
 
@@ -49,10 +56,10 @@ def podman() -> Iterator[Podman]:
 
 
 @pytest.fixture(scope="session")
-def standin_base(podman: Podman) -> str:
-    """The stand-in base image, made once and kept in the cache."""
+def standin_rootfs(podman: Podman) -> str:
+    """The stand-in's root filesystem as an image with no configuration, made once and cached."""
     key = digest(json.dumps(STANDIN_MMDEBSTRAP))
-    tag = f"localhost/flash-standin-python:{STANDIN_PYTHON}-{key}"
+    tag = f"localhost/flash-standin-rootfs:{STANDIN_PYTHON}-{key}"
     if podman.image_exists(tag):
         return tag
     tarball = CACHE / f"standin-{key}.tar"
@@ -63,6 +70,36 @@ def standin_base(podman: Podman) -> str:
         assert proc.returncode == 0, f"mmdebstrap failed:\n{proc.stderr[-4000:]}"
         partial.rename(tarball)
     podman.run("import", str(tarball), tag, timeout=300)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def standin_base(podman: Podman, standin_rootfs: str) -> str:
+    """The CPU image's stand-in base: the root filesystem plus the ENV python:*-slim sets, its
+    PYTHON_VERSION (the full version) included, so that a build argument of that name would be
+    overridden here as it is on the real base."""
+    tag = standin_rootfs.replace("flash-standin-rootfs", "flash-standin-python")
+    if podman.image_exists(tag):
+        return tag
+    version = podman.output(standin_rootfs, "python3", "-c", "import platform; print(platform.python_version())")
+    changes = [f"ENV PYTHON_VERSION={version.strip()}", "ENV LANG=C.UTF-8", f"ENV PATH={SLIM_PATH}",
+               'CMD ["python3"]']
+    container = f"flash-standin-{os.getpid()}"
+    podman.run("create", "--name", container, standin_rootfs, "true")
+    try:
+        podman.run("commit", "--format", "docker", *(arg for c in changes for arg in ("--change", c)),
+                   container, tag, timeout=300)
+    finally:
+        podman.run("rm", "--force", container, check=False)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def gpu_standin_base(podman: Podman, standin_rootfs: str) -> str:
+    """The GPU image's stand-in base (tests/image/standin/gpu): torch where runpod/pytorch has it."""
+    tag = standin_rootfs.replace("flash-standin-rootfs", "flash-standin-pytorch")
+    podman.build(STANDIN / "gpu" / "Dockerfile", STANDIN / "gpu", tag,
+                 build_args={"BASE_IMAGE": standin_rootfs, "PYTHON": STANDIN_PYTHON})
     return tag
 
 
@@ -83,7 +120,9 @@ def pip_index() -> Iterator[str]:
     """A PEP 503 index on 127.0.0.1 serving wheels built on the host: the runtime's dependencies,
     its build backend and the test app's requirements (the image builds the runtime from source)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    runtime_wants = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    # The runtime with its uvicorn extra and build backend; numpy and pip for the GPU image.
+    runtime_wants = [*project["project"]["dependencies"], *project["project"]["optional-dependencies"]["uvicorn"],
+                     *project["build-system"]["requires"], "numpy", "pip"]
     requirements = APPS / "pinned-starlette" / "requirements.txt"
     wheels = CACHE / "wheels"
     stamp = wheels / f".built-{digest(json.dumps(runtime_wants), requirements.read_bytes())}"
@@ -119,54 +158,94 @@ def pip_index() -> Iterator[str]:
             server.wait(timeout=10)
 
 
-def build_args(standin_base: str, pip_index: str) -> dict[str, str]:
-    return {"PYTHON_VERSION": STANDIN_PYTHON, "BASE_IMAGE": standin_base, "PIP_INDEX_URL": pip_index}
+def build_args(base: str, pip_index: str) -> dict[str, str]:
+    """What images/images.mk passes, with the stand-in base and the local index."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return {"PYTHON": STANDIN_PYTHON, "BASE_IMAGE": base, "PIP_INDEX_URL": pip_index, "VERSION": version,
+            "REVISION": revision(), "SOURCE": IMAGE_SOURCE}
 
 
 @pytest.fixture(scope="session")
 def cpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
-    tag = f"localhost/flash-worker-cpu:py{STANDIN_PYTHON}-standin"
+    tag = f"localhost/flash-lb-cpu:py{STANDIN_PYTHON}-standin"
     podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
                  build_args=build_args(standin_base, pip_index), keep_stage="runtime")
     return tag
 
 
 @pytest.fixture(scope="session")
-def gpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
-    tag = f"localhost/flash-worker-gpu:py{STANDIN_PYTHON}-standin"
+def gpu_image(podman: Podman, gpu_standin_base: str, pip_index: str) -> str:
+    tag = f"localhost/flash-lb:py{STANDIN_PYTHON}-standin"
     podman.build(ROOT / "images" / "gpu" / "Dockerfile", ROOT, tag,
-                 build_args=build_args(standin_base, pip_index), keep_stage="runtime")
+                 build_args=build_args(gpu_standin_base, pip_index), keep_stage="runtime")
     return tag
 
 
-@pytest.fixture(scope="session")
-def runpod_flash_bundle() -> Path:
-    """runpod-flash and its dependencies installed into a plain folder, as `flash build` bundles
-    them next to an app's modules (the example app imports `runpod_flash`)."""
+def flash_build(app: str) -> Path:
+    """`flash build` of tests/image/apps/<app> (the dev venv's flash, wheels for the stand-in's
+    Python), cached by the sources' hash; returns the artifact."""
     from importlib.metadata import version
 
-    spec = f"runpod-flash=={version('runpod-flash')}"
-    bundle = CACHE / f"bundle-{digest(spec, STANDIN_PYTHON)}"
-    if not bundle.exists():
-        partial = bundle.with_name(bundle.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        subprocess.run([*pip_for_standin("install"), "--no-compile", "--target", str(partial), spec],
-                       check=True, timeout=900)
-        partial.rename(bundle)
-    return bundle
+    sources = sorted(p for p in (APPS / app).iterdir() if p.is_file())
+    key = digest(version("runpod-flash"), STANDIN_PYTHON, *(p.name + "\0" + p.read_text() for p in sources))
+    artifact = CACHE / f"artifact-{app}-{key}.tar.gz"
+    if artifact.exists():
+        return artifact
+    with tempfile.TemporaryDirectory(prefix="flash-build-", dir=CACHE) as scratch:
+        project = Path(scratch) / app  # flash names the project after its folder
+        project.mkdir()
+        for path in sources:
+            shutil.copy2(path, project / path.name)
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "flash"), "build", "--python-version", STANDIN_PYTHON],
+                              cwd=project, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"flash build {app} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        shutil.copy2(project / ".flash" / "artifact.tar.gz", artifact.with_suffix(".partial"))
+        artifact.with_suffix(".partial").rename(artifact)
+    for stale in CACHE.glob(f"artifact-{app}-*.tar.gz"):  # earlier sources' builds
+        if stale != artifact:
+            stale.unlink()
+    return artifact
 
 
 @pytest.fixture(scope="session")
-def example_image(podman: Podman, cpu_image: str, runpod_flash_bundle: Path) -> str:
-    """images/example/Dockerfile (FROM ours, COPY . /app) on manifests/example plus the bundle."""
-    tag = "localhost/flash-example:standin"
+def lb_artifact() -> Path:
+    return flash_build("lb_app")
+
+
+@pytest.fixture(scope="session")
+def gpu_artifact() -> Path:
+    return flash_build("gpu_app")
+
+
+def build_example(podman: Podman, base: str, artifact: Path, tag: str, build_args: dict[str, str]) -> str:
+    """images/example/Dockerfile on a `flash build` output (the artifact's content), with the
+    files a developer's folder holds besides it, which images/example/.dockerignore keeps out."""
     with tempfile.TemporaryDirectory(prefix="flash-example-", dir=CACHE) as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(runpod_flash_bundle, context, copy_function=os.link)
-        shutil.copytree(ROOT / "manifests" / "example", context, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", ".flash"))
-        podman.build(ROOT / "images" / "example" / "Dockerfile", context, tag, from_image=cpu_image)
+        with tarfile.open(artifact) as archive:
+            archive.extractall(context, filter="data")
+        shutil.copy2(ROOT / "images" / "example" / ".dockerignore", context / ".dockerignore")
+        (context / ".env").write_text("RUNPOD_API_KEY=not-for-the-image\n")
+        (context / ".venv" / "bin").mkdir(parents=True)
+        (context / ".flash").mkdir()
+        (context / ".flash" / "artifact.tar.gz").write_bytes(b"not for the image")
+        podman.build(ROOT / "images" / "example" / "Dockerfile", context, tag, from_image=base,
+                     build_args=build_args)
     return tag
+
+
+@pytest.fixture(scope="session")
+def example_image(podman: Podman, cpu_image: str, lb_artifact: Path, pip_index: str) -> str:
+    """images/example/Dockerfile (FROM ours, requirements, COPY . /app, bytecode) on lb_app's build."""
+    return build_example(podman, cpu_image, lb_artifact, "localhost/flash-example:standin",
+                         {"PIP_INDEX_URL": pip_index})
+
+
+@pytest.fixture(scope="session")
+def example_image_uncompiled(podman: Podman, cpu_image: str, lb_artifact: Path, pip_index: str) -> str:
+    """The same with COMPILE_BYTECODE=0: the app compiles its modules at every boot."""
+    return build_example(podman, cpu_image, lb_artifact, "localhost/flash-example:standin-uncompiled",
+                         {"PIP_INDEX_URL": pip_index, "COMPILE_BYTECODE": "0"})
 
 
 @pytest.fixture(scope="session")
@@ -179,18 +258,22 @@ def pinned_image(podman: Podman, cpu_image: str, pip_index: str) -> str:
 
 @pytest.fixture
 def run_container(podman: Podman) -> Iterator:
-    """Start containers (`podman run -d`, published on a 127.0.0.1 port); all removed afterwards."""
+    """Start containers (`podman run -d`, `port` published on a 127.0.0.1 port, `volumes` as
+    `host:container[:options]`, no command); all removed afterwards."""
     names: list[str] = []
 
-    def start(image: str, env: dict[str, str] | None = None) -> Container:
-        port = free_port()
+    def start(image: str, env: dict[str, str] | None = None, *, port: int = 8000,
+              volumes: tuple[str, ...] = ()) -> Container:
+        host_port = free_port()
         name = f"flash-image-test-{os.getpid()}-{len(names)}"
-        args = ["run", "-d", "--name", name, "--network", "slirp4netns", "-p", f"127.0.0.1:{port}:8000"]
+        args = ["run", "-d", "--name", name, "--network", "slirp4netns", "-p", f"127.0.0.1:{host_port}:{port}"]
         for key, value in (env or {}).items():
             args += ["--env", f"{key}={value}"]
+        for volume in volumes:
+            args += ["--volume", volume]
         names.append(name)
         podman.run(*args, image)
-        return Container(podman, name, f"http://127.0.0.1:{port}")
+        return Container(podman, name, f"http://127.0.0.1:{host_port}")
 
     yield start
     for name in names:

@@ -24,18 +24,26 @@ if str(TESTS) not in sys.path:
 from support import free_port  # noqa: E402,F401  (re-exported for the fixtures)
 
 APPS = Path(__file__).resolve().parent / "apps"
+STANDIN = Path(__file__).resolve().parent / "standin"
+# The org.opencontainers.image.source label the tests build with (images.mk: the git remote).
+IMAGE_SOURCE = "https://example.invalid/flash-worker-runtime"
 CACHE = Path(os.environ.get("FLASH_IMAGE_CACHE", "/var/tmp/flash-image-cache"))
 
-# The stand-in base: Debian 12 (bookworm) with its Python 3.11, and passwd (useradd) as the real bases have.
+# The stand-in base: Debian 12 (bookworm) with its Python 3.11, pip and passwd (useradd), laid out
+# as python:*-slim is where the images rely on it: `python` and `python3` in /usr/local/bin. The
+# image ENV of python:slim (PYTHON_VERSION, LANG, PATH) is added when the tarball is imported.
 STANDIN_PYTHON = "3.11"
 STANDIN_MMDEBSTRAP = [
     "--variant=minbase",
-    "--include=python3,python3-venv,passwd",
+    "--include=python3,python3-venv,python3-pip,passwd",
     "--dpkgopt=path-exclude=/usr/share/doc/*",
     "--dpkgopt=path-exclude=/usr/share/man/*",
     "--dpkgopt=path-exclude=/usr/share/locale/*",
+    '--customize-hook=ln -s /usr/bin/python3 "$1/usr/local/bin/python3"',
+    '--customize-hook=ln -s /usr/bin/python3 "$1/usr/local/bin/python"',
     "bookworm",
 ]
+SLIM_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # podman on this machine: crun cannot handle the hybrid cgroup layout, runc can.
 CONTAINERS_CONF = """\
@@ -64,6 +72,12 @@ def digest(*parts: str | bytes) -> str:
     for part in parts:
         sha.update(part.encode() if isinstance(part, str) else part)
     return sha.hexdigest()[:12]
+
+
+def revision() -> str:
+    """The commit the images are built from (images.mk passes `git rev-parse HEAD`)."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def project_name(wheel: Path) -> str:
@@ -111,10 +125,11 @@ class Podman:
     def inspect(self, image: str) -> dict:
         return json.loads(self.run("image", "inspect", image).stdout)[0]
 
-    def output(self, image: str, *command: str) -> str:
-        """Run `command` in a throwaway container of `image` and return its stdout."""
+    def output(self, image: str, *command: str, user: str | None = None) -> str:
+        """Run `command` in a throwaway container of `image` (as `user`) and return its stdout."""
         entrypoint, *args = command
-        return self.run("run", "--rm", "--network", "none", "--no-healthcheck", "--entrypoint", entrypoint,
+        as_user = ["--user", user] if user else []
+        return self.run("run", "--rm", "--network", "none", "--no-healthcheck", *as_user, "--entrypoint", entrypoint,
                         image, *args).stdout
 
 
@@ -162,6 +177,18 @@ class Container:
     def exit_code(self, timeout: float = 60.0) -> int:
         """Wait for the container to exit and return its exit code."""
         return int(self.podman.run("wait", self.name, timeout=timeout).stdout.strip())
+
+    def exec(self, *command: str) -> str:
+        """Run `command` inside the running container and return its stdout."""
+        return self.podman.run("exec", self.name, *command).stdout
+
+    def process_status(self, pid: str) -> dict[str, str]:
+        """/proc/<pid>/status inside the container, as a dict of its fields."""
+        fields = {}
+        for line in self.exec("cat", f"/proc/{pid}/status").splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        return fields
 
     def processes(self) -> list[dict[str, str]]:
         """The container's processes as `podman top` shows them (pid, ppid, user, args)."""

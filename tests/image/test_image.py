@@ -1,5 +1,6 @@
-"""The CPU and GPU images, built from the real Dockerfiles on a stand-in base, and downstream images
-run with podman: serving, the process tree, graceful shutdown, the app's own requirements.
+"""The CPU and GPU images, built from the real Dockerfiles on stand-in bases, and downstream images
+run with podman: the platform's start (root, no command, the artifact mounted, PORT=80), serving,
+the process tree, graceful shutdown, the app's own requirements, torch and numpy from the GPU base.
 
 Run by `make test-image` (it installs the tools first); skipped otherwise.
 """
@@ -8,31 +9,170 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import statistics
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from podman_support import APPS, STANDIN_PYTHON, Podman
+import tomllib
+from podman_support import APPS, CACHE, IMAGE_SOURCE, ROOT, STANDIN_PYTHON, Container, Podman, revision
 
 pytestmark = pytest.mark.skipif(os.environ.get("FLASH_IMAGE_TEST") != "1",
                                 reason="image test: run `make test-image`")
 
 RUNTIME_PYTHON = "/opt/flash/venv/bin/python"
+ENTRYPOINT = ["/usr/bin/tini", "--", RUNTIME_PYTHON, "/opt/flash/entrypoint.py"]
+ARTIFACT = "/root/.runpod/artifact.tar.gz"
+
+# What the platform sets when it starts a flash-lb worker (besides the mount of the artifact).
+PLATFORM_ENV = {
+    "RUNPOD_ENDPOINT_ID": "ep-image-test",
+    "RUNPOD_POD_ID": "pod-image-test",
+    "FLASH_ENDPOINT_TYPE": "lb",
+    "FLASH_APP": "image-test",
+    "FLASH_ENV": "production",
+    "RUNPOD_API_KEY": "rpa_not_a_real_key",
+    "PORT": "80",
+    "PORT_HEALTH": "80",
+}
+
+# tests/image/apps/lb_app's routes: the requests and what runpod_flash's create_lb_handler
+# (FastAPI 0.165 on uvicorn, the reference) answered to them. Compared as tests/test_compat.py
+# compares: the status; 2xx, 404 and 405 bodies whole; a 422's errors by `loc` and `type`; a 500 is
+# `{"detail": "Internal Server Error"}` here (the reference's is plain text, see the README).
+LB_APP_CASES = [
+    ("GET", "/health", None, 200, {"status": "healthy", "service": "cpu"}),
+    ("POST", "/analyze", {"text": "the cat and the hat"}, 200, {"words": 5, "characters": 19, "top": ["the", "cat"]}),
+    ("POST", "/analyze", {"text": "a b a", "top": 1}, 200, {"words": 3, "characters": 5, "top": ["a"]}),
+    ("POST", "/analyze", {}, 422,
+     {"detail": [{"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": {}}]}),
+    ("POST", "/analyze", {"text": "   "}, 500, {"detail": "Internal Server Error"}),
+    ("GET", "/items/7?verbose=true", None, 200, {"id": 7, "label": "item-7"}),
+    ("GET", "/items/7", None, 200, {"id": 7}),
+    ("GET", "/items/x", None, 422,
+     {"detail": [{"type": "int_parsing", "loc": ["path", "item_id"],
+                  "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"}]}),
+    ("GET", "/nope", None, 404, {"detail": "Not Found"}),
+    ("GET", "/analyze", None, 405, {"detail": "Method Not Allowed"}),
+]
+
+
+def assert_lb_app_answers_as_the_reference(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for method, path, body, status, expected in LB_APP_CASES:
+            response = client.request(method, path, json=body) if body is not None else client.request(method, path)
+            assert response.status_code == status, (method, path, response.text)
+            assert "traceback" not in response.text.lower() and "cannot be empty" not in response.text
+            if status == 422:
+                errors = [(e["loc"], e["type"]) for e in response.json()["detail"]]
+                assert errors == [(e["loc"], e["type"]) for e in expected["detail"]], (method, path)
+            elif status == 500:
+                assert response.json()["detail"] == expected["detail"], (method, path)
+            else:
+                assert response.json() == expected, (method, path)
+
+
+def watch_ping(container: Container, timeout: float = 120.0) -> list[int]:
+    """Poll /ping until it answers 200; the distinct statuses seen, in order."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(container.url + "/ping", timeout=2.0).status_code
+        except httpx.HTTPError:
+            assert container.running(), f"the container exited; logs:\n{container.log_text()}"
+        else:
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == 200:
+                return seen
+        time.sleep(0.02)
+    raise AssertionError(f"/ping never answered 200 (seen {seen}); logs:\n{container.log_text()}")
+
+
+def worker_pid(container: Container) -> str:
+    workers = [p for p in container.processes() if "/opt/flash/entrypoint.py" in p["args"] and p["pid"] != "1"]
+    assert len(workers) == 1, container.processes()
+    return workers[0]["pid"]
+
+
+def assert_worker_runs_as_flash_user(container: Container) -> None:
+    """PID 1 is tini (root, so it can signal and reap); the worker runs as 10001:10001 with no
+    supplementary groups, after it bound port 80 as root."""
+    processes = container.processes()
+    init = next(p for p in processes if p["pid"] == "1")
+    assert init["args"].startswith("/usr/bin/tini -- ")
+    pid = worker_pid(container)
+    status = container.process_status(pid)
+    assert status["Uid"].split() == ["10001"] * 4, status
+    assert status["Gid"].split() == ["10001"] * 4, status
+    assert status["Groups"] == "", status
+    assert next(p for p in processes if p["pid"] == pid)["ppid"] == "1"
+
+
+def assert_sigterm_drains(container: Container) -> None:
+    container.podman.run("kill", "--signal", "TERM", container.name)
+    assert container.exit_code() == 0, container.log_text()
+    events = [record.get("event") for record in container.logs()]
+    assert "draining" in events and "stopped" in events, container.log_text()
+    assert events.index("draining") < events.index("stopped")
+
+
+# The images themselves
+
+
+def test_standin_base_has_the_layout_and_env_of_python_slim(podman: Podman, standin_base: str) -> None:
+    # The CPU Dockerfile's build argument once was PYTHON_VERSION, which python:slim's ENV of that
+    # name overrode; the stand-in sets it too, so that class of error fails the build here.
+    env = dict(item.split("=", 1) for item in podman.inspect(standin_base)["Config"]["Env"])
+    assert env["PYTHON_VERSION"].startswith(STANDIN_PYTHON + ".") and env["PYTHON_VERSION"] != STANDIN_PYTHON
+    assert env["PATH"].split(":")[0] == "/usr/local/bin"
+    assert env["LANG"] == "C.UTF-8"
+    found = podman.output(standin_base, "sh", "-c", "command -v python; command -v python3")
+    assert found.split() == ["/usr/local/bin/python", "/usr/local/bin/python3"]
 
 
 def test_cpu_image_config(podman: Podman, cpu_image: str) -> None:
     image = podman.inspect(cpu_image)
     config = image["Config"]
     env = dict(item.split("=", 1) for item in config["Env"])
-    assert config["User"] == "10001:10001"
+    assert config.get("User", "") == ""  # root: the runtime drops to 10001 itself
     assert config["WorkingDir"] == "/app"
     assert "8000/tcp" in config["ExposedPorts"]
-    assert config["Entrypoint"] == ["/usr/bin/tini", "--", RUNTIME_PYTHON, "/opt/flash/entrypoint.py"]
+    assert config["Entrypoint"] == ENTRYPOINT
+    assert not config.get("Cmd")
     assert image["Healthcheck"]["Test"] == ["CMD", RUNTIME_PYTHON, "-I", "/opt/flash/healthcheck.py"]
     assert env["FLASH_MODULE_PATH"] == "/app"
     assert env["FLASH_APP_VENV"] == "/opt/app"
+    assert env["FLASH_PYTHON_VERSION"] == STANDIN_PYTHON
     assert env["PATH"].split(":")[0] == "/opt/app/bin"
+    assert env["PYTHON_VERSION"].startswith(STANDIN_PYTHON + ".")  # the base's, untouched
+
+
+def test_images_carry_oci_labels(podman: Podman, cpu_image: str, gpu_image: str) -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    head = revision()
+    for image, title in ((cpu_image, "flash-lb-cpu"), (gpu_image, "flash-lb")):
+        labels = podman.inspect(image)["Config"]["Labels"]
+        assert labels["org.opencontainers.image.title"] == title
+        assert labels["org.opencontainers.image.version"] == version
+        assert labels["org.opencontainers.image.revision"] == head and len(head) == 40
+        assert labels["org.opencontainers.image.source"] == IMAGE_SOURCE
+
+
+def test_tags_map_onto_the_reference_names() -> None:
+    # `make -n` prints the build commands: the tags mirror runpod/flash-lb-cpu:py3.12-latest.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for target, name in (("image-cpu", "flash-lb-cpu"), ("image-gpu", "flash-lb")):
+        printed = subprocess.run(["make", "-n", target, "IMAGE_PYTHON=3.13", "CONTAINER_ENGINE=podman"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout
+        assert f"-t {name}:py3.13-{version} -t {name}:py3.13-latest" in printed
+        assert "--build-arg PYTHON=3.13" in printed and "PYTHON_VERSION" not in printed
 
 
 def test_runtime_python_matches_the_build_argument(podman: Podman, cpu_image: str) -> None:
@@ -57,32 +197,67 @@ def test_runtime_bytecode_is_compiled_at_build(podman: Podman, cpu_image: str) -
 def test_runtime_environment_is_read_only_for_the_worker(podman: Podman, cpu_image: str) -> None:
     paths = ["/opt/flash/venv/lib", "/opt/app/lib", "/app"]
     script = f"import os; print(os.getuid(), *(os.access(p, os.W_OK) for p in {paths!r}))"
-    assert podman.output(cpu_image, RUNTIME_PYTHON, "-c", script).split() == ["10001", "False", "True", "True"]
+    as_worker = podman.output(cpu_image, RUNTIME_PYTHON, "-c", script, user="10001:10001")
+    assert as_worker.split() == ["10001", "False", "True", "True"]
 
 
-def test_example_image_serves_its_routes(podman: Podman, example_image: str, run_container) -> None:
+def test_images_ship_the_uvicorn_extra(podman: Podman, cpu_image: str, gpu_image: str) -> None:
+    for image in (cpu_image, gpu_image):
+        loaded = podman.output(image, RUNTIME_PYTHON, "-c", "import uvicorn, uvloop, httptools; print('ok')")
+        assert loaded.strip() == "ok"
+
+
+# A downstream image (images/example) on a flash build output
+
+
+def test_example_image_serves_the_app_as_the_reference(podman: Podman, example_image: str, run_container) -> None:
     container = run_container(example_image)
-    container.wait_status(200)
     assert container.wait_status(200).json() == {"status": "healthy"}
-    response = httpx.post(container.url + "/sum", json={"numbers": [1, 2, 3.5]}, timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"sum": 6.5, "count": 3}
-    item = httpx.get(container.url + "/items/7", timeout=10)
-    assert item.json() == {"id": 7, "name": "item-7"}
+    assert_lb_app_answers_as_the_reference(container.url)
     healthcheck = podman.run("healthcheck", "run", container.name, check=False)
     assert healthcheck.returncode == 0, healthcheck.stdout + healthcheck.stderr
+    # The same check run by the worker's user (an orchestrator's exec probe may not be root).
+    as_worker = podman.run("exec", "--user", "10001:10001", container.name, *podman.inspect(example_image)
+                           ["Healthcheck"]["Test"][1:], check=False)
+    assert as_worker.returncode == 0, as_worker.stdout + as_worker.stderr
 
 
-def test_runtime_runs_under_tini_as_non_root(example_image: str, run_container) -> None:
-    container = run_container(example_image)
+def test_example_image_with_uvicorn(example_image: str, run_container) -> None:
+    container = run_container(example_image, env={"FLASH_SERVER": "uvicorn"})
     container.wait_status(200)
-    processes = container.processes()
-    init = next(p for p in processes if p["pid"] == "1")
-    assert init["args"].startswith("/usr/bin/tini -- ")
-    workers = [p for p in processes if "/opt/flash/entrypoint.py" in p["args"] and p["pid"] != "1"]
-    assert len(workers) == 1, processes
-    assert workers[0]["ppid"] == "1"
-    assert {p["user"] for p in processes} == {"flash"}, processes
+    assert_lb_app_answers_as_the_reference(container.url)
+    boot = next(r for r in container.logs() if r.get("event") == "boot")
+    assert boot["settings"]["server"] == "uvicorn"
+
+
+def test_example_image_keeps_secrets_and_build_outputs_out(podman: Podman, example_image: str) -> None:
+    listing = podman.output(example_image, "ls", "-A", "/app").split()
+    assert "lb_worker.py" in listing and "flash_manifest.json" in listing
+    for left_out in (".env", ".flash", ".venv"):
+        assert left_out not in listing, listing
+    # The app's modules are compiled at build time, bundled packages included.
+    compiled = podman.output(example_image, "sh", "-c", "ls /app/__pycache__ /app/pydantic/__pycache__ | grep -c pyc")
+    assert int(compiled) > 10
+
+
+def test_compiled_bytecode_shortens_the_boot(podman: Podman, example_image: str, example_image_uncompiled: str,
+                                             run_container) -> None:
+    """Time from `podman run` to the first /ping 200, alternating the two builds (printed in -rP)."""
+    no_pyc = podman.output(example_image_uncompiled, "sh", "-c", "find /app -name '*.pyc' | wc -l")
+    assert int(no_pyc) == 0
+    times: dict[str, list[float]] = {"compiled": [], "uncompiled": []}
+    for _ in range(4):
+        for label, image in (("uncompiled", example_image_uncompiled), ("compiled", example_image)):
+            started = time.monotonic()
+            container = run_container(image)
+            container.wait_status(200, timeout=120)
+            times[label].append(time.monotonic() - started)
+            podman.run("rm", "--force", "--time", "0", container.name)
+    report = {label: [round(t, 2) for t in values] for label, values in times.items()}
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    print("boot to first 200 (s):", json.dumps(report), "medians:", json.dumps(
+        {label: round(value, 2) for label, value in medians.items()}))
+    assert medians["compiled"] < medians["uncompiled"]
 
 
 def test_sigterm_drains_an_in_flight_request(pinned_image: str, run_container) -> None:
@@ -144,12 +319,80 @@ def test_check_fails_the_build_of_a_broken_app(podman: Podman, cpu_image: str) -
     assert not podman.image_exists("localhost/flash-broken:standin")
 
 
-def test_gpu_image_builds_on_a_stand_in_base(podman: Podman, gpu_image: str) -> None:
-    config = podman.inspect(gpu_image)["Config"]
-    assert config["User"] == "10001:10001"
-    assert config["Entrypoint"][0] == "/usr/bin/tini"
-    loaded = podman.output(gpu_image, RUNTIME_PYTHON, "-c", "import runtime.app, starlette, hypercorn; print('ok')")
-    assert loaded.strip() == "ok"
+# Where the platform starts the reference: root, no command, the artifact mounted, PORT=80
+
+
+def test_platform_start_with_the_artifact_mounted(cpu_image: str, lb_artifact: Path, run_container) -> None:
+    container = run_container(cpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "live-lb_worker-fb",
+                                              "FLASH_MODULE_PATH": "lb_worker"},
+                              port=80, volumes=(f"{lb_artifact}:{ARTIFACT}:ro",))
+    assert watch_ping(container) == [204, 200]
+    assert httpx.get(container.url + "/ping", timeout=5).json() == {"status": "healthy"}
+    assert_lb_app_answers_as_the_reference(container.url)
+    who = httpx.post(container.url + "/whoami", json={}, timeout=10).json()
+    assert (who["uid"], who["gid"], who["groups"], who["cwd"]) == (10001, 10001, [], "/app")
+    assert who["runpod_flash"].startswith("/app/runpod_flash/")  # the artifact's own copy
+    assert_worker_runs_as_flash_user(container)
+    assert_sigterm_drains(container)
+
+
+def test_platform_start_with_the_artifact_appearing_late(cpu_image: str, lb_artifact: Path, run_container) -> None:
+    with tempfile.TemporaryDirectory(prefix="flash-volume-", dir=CACHE) as volume:
+        container = run_container(cpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "lb_worker",
+                                                  "FLASH_MODULE_PATH": "lb_worker"},
+                                  port=80, volumes=(f"{volume}:/root/.runpod:ro",))
+        assert container.wait_status(204, timeout=60).status_code == 204  # waiting for the volume
+        time.sleep(10)  # the deliberate delay: the volume's content arrives 10 s after the start
+        assert httpx.get(container.url + "/ping", timeout=5).status_code == 204
+        assert container.running()
+        partial = Path(volume) / ".artifact.partial"
+        shutil.copyfile(lb_artifact, partial)
+        partial.rename(Path(volume) / "artifact.tar.gz")
+        container.wait_status(200, timeout=90)
+        assert_lb_app_answers_as_the_reference(container.url)
+        assert_worker_runs_as_flash_user(container)
+        assert_sigterm_drains(container)
+
+
+# The GPU image: torch and numpy from the base, for a flash-built GPU app
+
+
+def test_gpu_image_config(podman: Podman, gpu_image: str) -> None:
+    image = podman.inspect(gpu_image)
+    config = image["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert config.get("User", "") == ""
+    assert config["Entrypoint"] == ENTRYPOINT
+    assert image["Healthcheck"]["Test"] == ["CMD", RUNTIME_PYTHON, "-I", "/opt/flash/healthcheck.py"]
+    assert env["FLASH_APP_VENV"] == "/opt/app" and env["PATH"].split(":")[0] == "/opt/app/bin"
+    # The runtime's environment stays isolated from the base's packages; the app's sees them.
+    isolated = podman.output(gpu_image, RUNTIME_PYTHON, "-c",
+                             "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('numpy'))")
+    assert isolated.split() == ["None", "None"]
+    app_sees = podman.output(gpu_image, "/opt/app/bin/python", "-c",
+                             "import torch, numpy; print(torch.__version__, torch.__file__)")
+    version, location = app_sees.split()
+    assert version == "2.9.1+cu128"
+    assert location == f"/usr/local/lib/python{STANDIN_PYTHON}/dist-packages/torch/__init__.py"
+    pip = podman.output(gpu_image, "sh", "-c", "command -v pip")
+    assert pip.strip() == "/opt/app/bin/pip"
+
+
+def test_gpu_app_imports_torch_and_numpy_from_the_base(gpu_image: str, gpu_artifact: Path, run_container) -> None:
+    container = run_container(gpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "gpu_worker",
+                                              "FLASH_MODULE_PATH": "gpu_worker"},
+                              port=80, volumes=(f"{gpu_artifact}:{ARTIFACT}:ro",))
+    assert watch_ping(container) == [204, 200]
+    assert httpx.get(container.url + "/health", timeout=10).json() == {"status": "healthy", "service": "gpu"}
+    response = httpx.post(container.url + "/stats", json={"numbers": [1, 2, 3, 4]}, timeout=10)
+    assert response.status_code == 200, response.text
+    stats = response.json()
+    assert (stats["mean"], stats["std"]) == (2.5, 1.118033988749895)
+    assert stats["torch"] == "2.9.1+cu128" and stats["cuda"] is False
+    base_site = f"/usr/local/lib/python{STANDIN_PYTHON}/dist-packages/"
+    assert stats["torch_file"].startswith(base_site)
+    assert stats["numpy_file"].startswith(base_site)
+    assert_worker_runs_as_flash_user(container)
 
 
 def test_image_sizes(podman: Podman, standin_base: str, cpu_image: str) -> None:
