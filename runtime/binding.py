@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
 import inspect
 import json
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -84,8 +85,9 @@ class Binder:
         self.query = _SourceCodec.build(func, "query", by_source.get("query", []))
         self.headers = _SourceCodec.build(func, "header", by_source.get("header", []))
         self.cookies = _SourceCodec.build(func, "cookie", by_source.get("cookie", []))
-        self.query_models = by_source.get("query_model", [])
-        self.form_models = by_source.get("form_model", [])
+        self.query_models = [(p, _FieldsModel(p)) for p in by_source.get("query_model", [])]
+        self.form_models = [(p, _FieldsModel(p)) for p in by_source.get("form_model", [])]
+        self.run_sync: Callable[..., Awaitable[Any]] | None = None  # the handler pool, for `def` dependencies
         self.dependencies = [(p.name, Binder(p.dependency, route, dependency=True), _is_async(p.dependency))
                              for p in by_source.get("depends", [])]
         self.files = [p.name for p in by_source.get("file", []) + by_source.get("upload", [])]
@@ -97,6 +99,12 @@ class Binder:
         self.body = None if multipart else fields
         self.multipart = multipart
         self.extras = bool(self.headers or self.cookies or self.query_models or self.dependencies)
+
+    def use_pool(self, run_sync: Callable[..., Awaitable[Any]]) -> None:
+        """Run this binder's (and its dependencies') `def` dependencies with `run_sync`."""
+        self.run_sync = run_sync
+        for _, binder, _ in self.dependencies:
+            binder.use_pool(run_sync)
 
     @property
     def is_multipart(self) -> bool:
@@ -140,21 +148,25 @@ class Binder:
         """Dependencies, headers, cookies and query models: what plain routes do not have."""
         for name, binder, is_async in self.dependencies:
             arguments = await binder.bind(scope, receive, request)
-            value = binder.func(**arguments)
-            kwargs[name] = await value if is_async else value
+            if is_async:
+                kwargs[name] = await binder.func(**arguments)
+            elif self.run_sync is not None:  # as FastAPI: a `def` dependency runs in the thread pool
+                kwargs[name] = await self.run_sync(functools.partial(binder.func, **arguments))
+            else:
+                kwargs[name] = binder.func(**arguments)
         if self.headers is not None:
             kwargs.update(self.headers.convert(self.headers.header_values(scope["headers"])))
         if self.cookies is not None:
             kwargs.update(self.cookies.convert(self.cookies.cookie_values(scope["headers"])))
         if self.query_models:
             query = QueryParams(scope["query_string"])
-            for param in self.query_models:
-                kwargs[param.name] = _validate_fields_model(param, query, "query")
+            for param, model in self.query_models:
+                kwargs[param.name] = model.validate(query, "query")
 
     async def _bind_form(self, request: Request) -> dict[str, Any]:
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            names = self.files or [p.name for p in self.form_models]
+            names = self.files or [p.name for p, _ in self.form_models]
             if names or self.form is None:
                 raise RequestValidationError([
                     {"type": "missing", "loc": ["body", name], "msg": "Field required"} for name in names
@@ -178,8 +190,8 @@ class Binder:
                     kwargs[name] = param.default
         if missing:
             raise RequestValidationError(missing)
-        for param in self.form_models:
-            kwargs[param.name] = _validate_fields_model(param, form, "body")
+        for param, model in self.form_models:
+            kwargs[param.name] = model.validate(form, "body")
         if self.form is not None:
             fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
             kwargs.update(self.form.convert(self.form.form_values(form, fields)))
@@ -221,6 +233,8 @@ class _SourceCodec:
         self.decoder = msgspec.json.Decoder(struct, strict=False)
         self.fields = {p.key: p.annotation for p in params}
         self.pydantic_params = [p for p in params if mentions_pydantic(p.annotation)]
+        for param in self.pydantic_params:
+            _adapter(param.annotation)  # built at boot, not by the first request
         # Values msgspec would convert unlike pydantic even when valid: converted by `coerce` after.
         self.lax_after = [(p.name, p.key, p.annotation) for p in params
                           if needs_lax(p.annotation) and not mentions_pydantic(p.annotation)]
@@ -479,18 +493,27 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
             wire = (marker.alias or "") if marker is not None else ""
         embed = bool(marker is not None and kind == "body" and marker.embed)
         params.append(Param(name, base, default, source, wire=wire, embed=embed))
-    return _lone_body_model(params, native, where)
+    return _lone_body_model(params, native, where, dependency)
 
 
-def _lone_body_model(params: list[Param], native: bool, where: str) -> list[Param]:
+def _lone_body_model(params: list[Param], native: bool, where: str, dependency: bool = False) -> list[Param]:
     """FastAPI's rule: a lone body parameter that is a model, not embedded, is the body itself."""
+    if dependency:
+        for param in params:
+            if param.source in ("body", "model", "form", "file", "upload", "form_model"):
+                raise StartupError(f"{where}: dependency parameter {param.name!r} reads the body; "
+                                   "the runtime binds dependencies from the path, query, headers and cookies only")
+        return params
     body = [p for p in params if p.source == "body"]
     if not native or len(body) != 1:
         return params
     (param,) = body
-    if _is_pydantic_model(_bare(param.annotation)) and not param.embed:
-        return [msgspec.structs.replace(p, source="model") if p is param else p for p in params]
-    return params
+    if param.embed:
+        return params
+    if not _is_pydantic_model(_bare(param.annotation)):
+        raise StartupError(f"{where}: parameter {param.name!r} is the only body parameter, so FastAPI reads the "
+                           "whole body as its value; the runtime does not: use Body(embed=True)")
+    return [msgspec.structs.replace(p, source="model") if p is param else p for p in params]
 
 
 def _bare(annotation: Any) -> Any:
@@ -581,7 +604,7 @@ _ADAPTERS: dict[Any, Any] = {}
 
 
 def _adapter(annotation: Any) -> Any:
-    """pydantic's TypeAdapter for an annotation, made once (at the first request that needs it)."""
+    """pydantic's TypeAdapter for an annotation, made once."""
     adapter = _ADAPTERS.get(annotation)
     if adapter is None:
         from pydantic import TypeAdapter
@@ -624,26 +647,29 @@ def _validate_model(param: Param, body: bytes) -> Any:
     raise RequestValidationError(errors) from None
 
 
-def _validate_fields_model(param: Param, multi: Any, source: str) -> Any:
+class _FieldsModel:
     """A query or form model (`Annotated[Model, Query()]`): its fields from the query string or form."""
-    from pydantic import ValidationError
 
-    model = _bare(param.annotation)
-    values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias or name
-        if _is_sequence(field.annotation):
-            items = [v for v in multi.getlist(key) if isinstance(v, str)]
-            if items:
-                values[key] = items
-        elif key in multi:
-            value = multi[key]
-            if isinstance(value, str):
-                values[key] = value
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise RequestValidationError(_pydantic_errors(exc, [source])) from None
+    def __init__(self, param: Param):
+        self.model = _bare(param.annotation)
+        self.fields = [(field.alias or name, _is_sequence(field.annotation))
+                       for name, field in self.model.model_fields.items()]
+
+    def validate(self, multi: Any, source: str) -> Any:
+        from pydantic import ValidationError
+
+        values: dict[str, Any] = {}
+        for key, sequence in self.fields:
+            if sequence:
+                items = [v for v in multi.getlist(key) if isinstance(v, str)]
+                if items:
+                    values[key] = items
+            elif isinstance(multi.get(key), str):
+                values[key] = multi[key]
+        try:
+            return self.model.model_validate(values)
+        except ValidationError as exc:
+            raise RequestValidationError(_pydantic_errors(exc, [source])) from None
 
 
 def _pydantic_errors(exc: Any, prefix: list[Any]) -> list[dict[str, Any]]:

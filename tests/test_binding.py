@@ -264,3 +264,50 @@ def test_decimal_nan_is_refused_and_unions_are_smart():
 
     assert _bind(handler, method="POST", body=b'{"u": "1"}')["u"] is True
     assert _error(handler, method="POST", body=b'{"d": "NaN"}')["type"] == "finite_number"
+
+
+def test_a_lone_plain_body_parameter_beside_a_query_model_is_a_startup_error():
+    """FastAPI would read the whole body as `payload`; serving it as a key would be a wrong answer."""
+    def handler(f: Annotated[Filters, Query()], payload: dict):
+        return payload
+
+    with pytest.raises(StartupError, match="Body\\(embed=True\\)"):
+        Binder(handler, _route("POST", "/h"))
+
+
+def _reads_body(x: Annotated[int, Body()]):
+    return x
+
+
+def test_a_dependency_reading_the_body_is_a_startup_error():
+    def handler(item: Item, x: Annotated[int, Depends(_reads_body)]):
+        return x
+
+    with pytest.raises(StartupError, match="POST /h.*dependency parameter 'x'"):
+        Binder(handler, _route("POST", "/h"))
+
+
+def _blocking_dependency() -> str:
+    import threading
+
+    return threading.current_thread().name
+
+
+def test_a_def_dependency_runs_in_the_pool_it_is_given():
+    def handler(thread: Annotated[str, Depends(_blocking_dependency)]):
+        return thread
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    binder = Binder(handler, _route("GET", "/h"))
+    executor = ThreadPoolExecutor(1, thread_name_prefix="deps")
+
+    async def run_sync(call):
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    binder.use_pool(run_sync)
+    scope = {"type": "http", "query_string": b"", "headers": [], "path_params": {}}
+    try:
+        assert asyncio.run(binder.bind(scope, None, None))["thread"].startswith("deps")
+    finally:
+        executor.shutdown()
