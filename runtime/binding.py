@@ -236,7 +236,7 @@ class _SourceCodec:
         for param in self.pydantic_params:
             _adapter(param.annotation)  # built at boot, not by the first request
         # Values msgspec would convert unlike pydantic even when valid: converted by `coerce` after.
-        self.lax_after = [(p.name, p.key, p.annotation) for p in params
+        self.lax_after = [(p.name, p.key, p.annotation, _has_meta(p.annotation)) for p in params
                           if needs_lax(p.annotation) and not mentions_pydantic(p.annotation)]
         # Values to put through pydantic's lax rules before msgspec sees them (text sources always,
         # a JSON body when msgspec refused it).
@@ -264,7 +264,17 @@ class _SourceCodec:
                 spec = msgspec.field(name=param.key, default_factory=_copier(param.default))
             else:
                 spec = msgspec.field(name=param.key, default=param.default)
-            wire = Any if needs_lax(param.annotation) else _wire_type(param.annotation)
+            if needs_lax(param.annotation):
+                wire = Any  # converted by `coerce` after decoding; its constraints must still be valid
+                try:
+                    msgspec.json.Decoder(param.annotation)
+                except (TypeError, ValueError) as exc:
+                    raise StartupError(
+                        f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}: "
+                        f"{source} parameter {param.name!r} has a constraint the runtime cannot check: {exc}"
+                    ) from None
+            else:
+                wire = _wire_type(param.annotation)
             fields.append((f"p{index}", wire, spec))
         name = f"{getattr(func, '__name__', 'handler')}_{source}"
         try:
@@ -280,11 +290,17 @@ class _SourceCodec:
         out = dict(zip(self.names, msgspec.structs.astuple(value)))
         for param in self.pydantic_params:
             out[param.name] = _validate_pydantic(param, out[param.name], self.source)
-        for name, key, annotation in self.lax_after:
+        for name, key, annotation, constrained in self.lax_after:
             try:
                 out[name] = coerce(annotation, out[name])
             except LaxError as exc:
                 raise RequestValidationError([_lax_entry(self.source, key, exc)]) from None
+            if constrained:  # e.g. Union[Annotated[int, Meta(ge=1)], str]: msgspec checks the bounds
+                try:
+                    msgspec.convert(out[name], annotation, strict=False)
+                except msgspec.ValidationError as exc:
+                    fields = {key: annotation}
+                    raise RequestValidationError([validation_error(self.source, _at(exc, key), fields)]) from None
         return out
 
     def decode_json(self, body: bytes) -> dict[str, Any]:
@@ -359,6 +375,19 @@ class _SourceCodec:
                         pass  # left as a string: validation reports the type error
                 values[key] = raw
         return values
+
+
+def _has_meta(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated and any(
+            isinstance(extra, msgspec.Meta) for extra in typing.get_args(annotation)[1:]):
+        return True
+    return any(_has_meta(arg) for arg in typing.get_args(annotation))
+
+
+def _at(exc: msgspec.ValidationError, key: str) -> msgspec.ValidationError:
+    """A ValidationError of a bare value, told as one at the parameter `key`."""
+    message, _, where = str(exc).partition(" - at `$")
+    return msgspec.ValidationError(f"{message} - at `$.{key}{where.rstrip('`')}`")
 
 
 def _lax_entry(source: str, key: str, exc: LaxError) -> dict[str, Any]:

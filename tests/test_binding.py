@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 from typing import Annotated, Optional, Union
 
+import msgspec
 import pytest
 from fastapi import Body, Cookie, Depends, Header, Path, Query, Security
 from pydantic import BaseModel, Field
@@ -311,3 +312,19 @@ def test_a_def_dependency_runs_in_the_pool_it_is_given():
         assert asyncio.run(binder.bind(scope, None, None))["thread"].startswith("deps")
     finally:
         executor.shutdown()
+
+
+def test_constraints_inside_a_union_still_apply():
+    def handler(x: Union[Annotated[int, msgspec.Meta(ge=1)], str] = "none"):
+        return x
+
+    assert _bind(handler, query=b"x=5") == {"x": "5"}  # smart mode: the string matches exactly
+    assert _error(handler, method="POST", body=b'{"x": 0}')["type"] == "greater_than_equal"
+
+
+def test_constraint_msgspec_cannot_check_is_a_startup_error():
+    def handler(price: decimal.Decimal = Query(decimal.Decimal(1), gt=0)):
+        return price
+
+    with pytest.raises(StartupError, match="GET /h|handler"):
+        Binder(handler, _route("GET", "/h"))
