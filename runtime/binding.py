@@ -243,6 +243,7 @@ class _SourceCodec:
         self.lax_before = [(p.key, p.annotation) for p in params
                            if mentions_scalar(p.annotation) and not mentions_pydantic(p.annotation)
                            and not needs_lax(p.annotation)]
+        self.after = bool(self.pydantic_params or self.lax_after)  # work left after msgspec's decode
         self.sequences = frozenset(p.key for p in params if _is_sequence(p.annotation))
         self.structured = frozenset(
             p.key for p in params if p.key not in self.sequences and not _is_scalar(p.annotation)
@@ -288,6 +289,8 @@ class _SourceCodec:
 
     def _result(self, value: msgspec.Struct) -> dict[str, Any]:
         out = dict(zip(self.names, msgspec.structs.astuple(value)))
+        if not self.after:
+            return out
         for param in self.pydantic_params:
             out[param.name] = _validate_pydantic(param, out[param.name], self.source)
         for name, key, annotation, constrained in self.lax_after:
