@@ -116,7 +116,11 @@ def _decimal(value: Any) -> decimal.Decimal:
 
 def _timestamp(value: float) -> dt.datetime:
     seconds = value / 1000 if abs(value) > 2e10 else value  # pydantic reads large numbers as ms
-    return _UNIX_EPOCH + dt.timedelta(seconds=seconds)
+    try:
+        return _UNIX_EPOCH + dt.timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # past year 9999, or NaN
+        raise LaxError("datetime_parsing",
+                       "Input should be a valid datetime, dates after 9999 are not supported as unix timestamps") from None
 
 
 def _datetime(value: Any) -> dt.datetime:

@@ -70,6 +70,8 @@ def test_lax_conversion_as_pydantic(annotation, value, expected):
     (decimal.Decimal, True, "decimal_type"), (decimal.Decimal, "x", "decimal_parsing"),
     (dt.datetime, "2024-13-01", "datetime_from_date_parsing"),
     (dt.date, "2024-01-02T03:04:05", "date_from_datetime_inexact"),
+    (dt.datetime, 1e308, "datetime_parsing"), (dt.datetime, 10**30, "datetime_parsing"),
+    (dt.date, 1e20, "date_from_datetime_parsing"),
     (str, 5, "string_type"),
 ])
 def test_lax_refusals_carry_pydantic_types(annotation, value, error_type):
