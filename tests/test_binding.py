@@ -330,3 +330,11 @@ def test_constraint_msgspec_cannot_check_is_a_startup_error():
 
     with pytest.raises(StartupError, match="GET /h|handler"):
         Binder(handler, _route("GET", "/h"))
+
+
+def test_optional_model_is_wrapped_like_the_reference():
+    """runpod-flash only leaves a handler unwrapped for a bare model hint; Optional[Model] is a body key."""
+    def handler(item: Optional[Item] = None):
+        return item
+
+    assert _bind(handler, method="POST", body=b'{"item": {"name": "pen"}}') == {"item": Item(name="pen")}

@@ -108,6 +108,11 @@ async def parts(items: list[Part]) -> dict:
     return {"types": [type(i).__name__ for i in items], "skus": [i.sku for i in items]}
 
 
+@api.post("/maybe-part")
+async def maybe_part(item: Optional[Part] = None) -> dict:
+    return {"type": type(item).__name__}
+
+
 @api.post("/with-request")
 async def with_request(request: Request, x: int) -> dict:
     return {"x": x, "method": request.method}
