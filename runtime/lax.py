@@ -258,9 +258,9 @@ def needs_lax(annotation: Any) -> bool:
         annotation = typing.get_args(annotation)[0]
     if annotation is decimal.Decimal:
         return True
-    members = [m for m in union_args(annotation) if m is not type(None)]
-    if len(members) > 1:
-        return True
+    members = [_base(m) for m in union_args(annotation) if m is not type(None)]
+    if len(members) > 1:  # smart mode, for unions of scalars only (msgspec checks the others)
+        return all(m in _SCALARS for m in members)
     origin = typing.get_origin(annotation)
     if origin in (list, set, frozenset, tuple, dict, typing.Union, types.UnionType):
         return any(needs_lax(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import msgspec
 import pytest
@@ -338,3 +338,11 @@ def test_optional_model_is_wrapped_like_the_reference():
         return item
 
     assert _bind(handler, method="POST", body=b'{"item": {"name": "pen"}}') == {"item": Item(name="pen")}
+
+
+def test_union_with_a_literal_is_still_checked():
+    def handler(x: Union[Literal["auto"], int] = "auto"):
+        return x
+
+    assert _bind(handler, method="POST", body=b'{"x": 3}') == {"x": 3}
+    assert _error(handler, method="POST", body=b'{"x": "manual"}')["loc"] == ["body", "x"]
