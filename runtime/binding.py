@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import orjson
 from starlette.datastructures import FormData, QueryParams, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request, cookie_parser
@@ -410,8 +409,8 @@ def python_json(body: bytes) -> Any:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise HTTPException(400, "There was an error parsing the body") from None
     try:
-        orjson.dumps(data)
-    except (TypeError, orjson.JSONEncodeError):  # a lone surrogate ("\ud800") is no text
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is no text
         raise RequestValidationError([{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error",
                                        "ctx": {"error": "lone surrogate in a string"}}]) from None
     return data

@@ -346,3 +346,11 @@ def test_union_with_a_literal_is_still_checked():
 
     assert _bind(handler, method="POST", body=b'{"x": 3}') == {"x": 3}
     assert _error(handler, method="POST", body=b'{"x": "manual"}')["loc"] == ["body", "x"]
+
+
+def test_body_read_by_json_loads_keeps_big_integers():
+    def handler(x: int):
+        return x
+
+    assert _bind(handler, method="POST", body=b'\xef\xbb\xbf{"x": 100000000000000000000000000000}') == {"x": 10**29}
+    assert _error(handler, method="POST", body=b'{"x": "\\ud800"}')["type"] == "json_invalid"
