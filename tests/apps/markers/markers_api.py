@@ -119,6 +119,12 @@ async def form_model(meta: Annotated[Meta, Form()]) -> dict:
     return {"title": meta.title, "pages": meta.pages}
 
 
+@api.post("/form-upload")
+async def form_upload(meta: Annotated[Meta, Form()], file: Annotated[UploadFile, File()],
+                      note: Annotated[str, Form(min_length=2)] = "xx") -> dict:
+    return {"title": meta.title, "size": len(await file.read()), "note": note}
+
+
 # --- body methods without a model: runpod-flash wraps them in a generated body model -----------
 
 @api.post("/wrapped-default-markers")
