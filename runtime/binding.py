@@ -75,16 +75,17 @@ class Binder:
     def __init__(self, func: Callable[..., Any], route: Route, dependency: bool = False):
         self.func = func
         self.route = route
+        where = f"{route.entry} ({route.method} {route.path})"
         self.params = _classify(func, route, dependency)
         by_source: dict[str, list[Param]] = {}
         for param in self.params:
             by_source.setdefault(param.source, []).append(param)
         self.request_params = [p.name for p in by_source.get("request", [])]
         self.model_param = by_source.get("model", [None])[0]
-        self.path = _SourceCodec.build(func, "path", by_source.get("path", []))
-        self.query = _SourceCodec.build(func, "query", by_source.get("query", []))
-        self.headers = _SourceCodec.build(func, "header", by_source.get("header", []))
-        self.cookies = _SourceCodec.build(func, "cookie", by_source.get("cookie", []))
+        self.path = _SourceCodec.build(func, where, "path", by_source.get("path", []))
+        self.query = _SourceCodec.build(func, where, "query", by_source.get("query", []))
+        self.headers = _SourceCodec.build(func, where, "header", by_source.get("header", []))
+        self.cookies = _SourceCodec.build(func, where, "cookie", by_source.get("cookie", []))
         self.query_models = [(p, _FieldsModel(p)) for p in by_source.get("query_model", [])]
         self.form_models = [(p, _FieldsModel(p)) for p in by_source.get("form_model", [])]
         self.run_sync: Callable[..., Awaitable[Any]] | None = None  # the handler pool, for `def` dependencies
@@ -94,7 +95,7 @@ class Binder:
         self.uploads = frozenset(p.name for p in by_source.get("upload", []))
         multipart = any(p.source in _FORM_SOURCES for p in self.params)
         # With file parts or form fields the other body parameters are form fields; without, JSON keys.
-        fields = _SourceCodec.build(func, "body", by_source.get("body", []) + by_source.get("form", []))
+        fields = _SourceCodec.build(func, where, "body", by_source.get("body", []) + by_source.get("form", []))
         self.form = fields if multipart else None
         self.body = None if multipart else fields
         self.multipart = multipart
@@ -250,7 +251,7 @@ class _SourceCodec:
         )
 
     @classmethod
-    def build(cls, func: Callable[..., Any], source: str, params: list[Param]) -> _SourceCodec | None:
+    def build(cls, func: Callable[..., Any], where: str, source: str, params: list[Param]) -> _SourceCodec | None:
         if not params:
             return None
         fields = []
@@ -271,7 +272,7 @@ class _SourceCodec:
                     msgspec.json.Decoder(param.annotation)
                 except (TypeError, ValueError) as exc:
                     raise StartupError(
-                        f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}: "
+                        f"{where}: {getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}: "
                         f"{source} parameter {param.name!r} has a constraint the runtime cannot check: {exc}"
                     ) from None
             else:
@@ -283,7 +284,7 @@ class _SourceCodec:
             return cls(source, params, struct)
         except (TypeError, ValueError) as exc:
             raise StartupError(
-                f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}: "
+                f"{where}: {getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}: "
                 f"a {source} parameter has a type the runtime cannot validate: {exc}"
             ) from None
 

@@ -354,3 +354,16 @@ def test_body_read_by_json_loads_keeps_big_integers():
 
     assert _bind(handler, method="POST", body=b'\xef\xbb\xbf{"x": 100000000000000000000000000000}') == {"x": 10**29}
     assert _error(handler, method="POST", body=b'{"x": "\\ud800"}')["type"] == "json_invalid"
+
+
+def test_startup_error_names_the_route_over_the_entrypoint(tmp_path):
+    from support import lb_manifest, run_check, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("api", "price", "GET", "/price")), {
+        "api.py": "from decimal import Decimal\nfrom fastapi import Query\n\n"
+                  "def price(p: Decimal = Query(Decimal(1), gt=0)):\n    return p\n",
+    })
+    result = run_check(app, env={"_ARGS": "--check"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "startup error" in output, output
+    assert "GET /price" in output and "'p'" in output, output
