@@ -79,6 +79,8 @@ class Handler:
         self.deadlines = deadlines
         self.route = route
         self.binder = Binder(func, route)
+        if self.binder.dependencies:
+            self.binder.use_pool(pool.run)
         self.pool = pool
         self.limiter = limiter
         self.timeout = timeout or None

@@ -12,6 +12,7 @@ import msgspec
 
 from .binding import mentions_pydantic
 from .handlers import Handler
+from .validation import strip_optional
 
 _REF = "#/components/schemas/{name}"
 _VALIDATION_ERROR = {
@@ -96,14 +97,7 @@ def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str
         }
         if doc:
             operation["description"] = doc
-        for param in binder.params:
-            if param.source in ("path", "query"):
-                operation["parameters"].append({
-                    "name": param.name,
-                    "in": param.source,
-                    "required": param.source == "path" or param.required,
-                    "schema": _with_default(schemas.of(param.annotation), param),
-                })
+        operation["parameters"] = _parameters(schemas, binder)
         body = _request_body(schemas, handler)
         if body is not None:
             operation["requestBody"] = body
@@ -114,6 +108,36 @@ def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str
         "paths": paths,
         "components": {"schemas": schemas.components},
     }
+
+
+_LOCATIONS = ("path", "query", "header", "cookie")
+
+
+def _parameters(schemas: _Schemas, binder: Any) -> list[dict[str, Any]]:
+    """Path, query, header and cookie parameters, a dependency's and a query model's included."""
+    out: list[dict[str, Any]] = []
+    for param in binder.params:
+        if param.source in _LOCATIONS:
+            out.append({
+                "name": param.key,
+                "in": param.source,
+                "required": param.source == "path" or param.required,
+                "schema": _with_default(schemas.of(param.annotation), param),
+            })
+        elif param.source == "query_model":
+            model = strip_optional(param.annotation)
+            schema = model.model_json_schema()
+            required = set(schema.get("required", ()))
+            for name, field_schema in schema.get("properties", {}).items():
+                out.append({"name": name, "in": "query", "required": name in required, "schema": field_schema})
+        elif param.source == "depends":
+            out.extend(p for p in _parameters(schemas, _dependency_binder(binder, param.name))
+                       if (p["name"], p["in"]) not in {(o["name"], o["in"]) for o in out})
+    return out
+
+
+def _dependency_binder(binder: Any, name: str) -> Any:
+    return next(sub for param_name, sub, _ in binder.dependencies if param_name == name)
 
 
 def _openapi_path(path: str) -> str:
@@ -138,17 +162,21 @@ def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
             "required": binder.model_param.required,
             "content": {"application/json": {"schema": schemas.of(binder.model_param.annotation)}},
         }
-    body_params = [p for p in binder.params if p.source in ("body", "file")]
+    form_models = [p for p in binder.params if p.source == "form_model"]
+    if form_models and len(binder.params) == 1:
+        return {"required": True,
+                "content": {"multipart/form-data": {"schema": schemas.of(strip_optional(form_models[0].annotation))}}}
+    body_params = [p for p in binder.params if p.source in ("body", "form", "file", "upload")]
     if not body_params:
         return None
     properties: dict[str, Any] = {}
     for param in body_params:
-        if param.source == "file":
-            properties[param.name] = {"type": "string", "contentMediaType": "application/octet-stream"}
+        if param.source in ("file", "upload"):
+            properties[param.key] = {"type": "string", "contentMediaType": "application/octet-stream"}
         else:
-            properties[param.name] = _with_default(schemas.of(param.annotation), param)
+            properties[param.key] = _with_default(schemas.of(param.annotation), param)
     schema: dict[str, Any] = {"type": "object", "properties": properties}
-    required = [p.name for p in body_params if p.required]
+    required = [p.key for p in body_params if p.required]
     if required:
         schema["required"] = required
     name = f"{handler.route.function}_body"

@@ -21,7 +21,11 @@ import msgspec
 _MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
 _PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
-_BYTE = re.compile(r"\(byte (\d+)\)")
+_CONSTRAINT = re.compile(r"^Expected `(?P<kind>[^`]*)` (?:(?P<op>>=|>|<=|<) (?P<bound>\S+)"
+                         r"|of length (?P<len_op>>=|<=) (?P<length>\d+)|matching regex (?P<pattern>.*)"
+                         r"|that's a multiple of (?P<multiple>\S+))$")
+_BOUNDS = {">=": ("ge", "greater_than_equal", "greater than or equal to"), ">": ("gt", "greater_than", "greater than"),
+           "<=": ("le", "less_than_equal", "less than or equal to"), "<": ("lt", "less_than", "less than")}
 _KEY = object()  # a dict key msgspec did not name
 # expected type -> (type when the input had the wrong JSON type, type when a string did not parse, msg)
 _TYPES = {
@@ -52,9 +56,13 @@ def validation_error(
     tokens: list[Any] = []
     for name, index, key in _PATH_TOKEN.findall(where.rstrip("`")):
         tokens.append(_KEY if key else int(index) if index else name)
-    loc, annotation = _resolve(tokens, fields, data)
+    loc, raw_annotation = _resolve(tokens, fields, data)
+    annotation = strip_optional(raw_annotation)
     loc = [source, *loc]
 
+    constrained = _CONSTRAINT.match(message)
+    if constrained:
+        return _constraint_entry(constrained, _metas(raw_annotation), loc)
     missing = _MISSING.match(message)
     if missing:
         return {"type": "missing", "loc": [*loc, missing["field"]], "msg": "Field required"}
@@ -79,12 +87,50 @@ def validation_error(
     return {"type": "value_error", "loc": loc, "msg": message}
 
 
-def json_error(body: bytes, exc: msgspec.DecodeError) -> dict[str, Any]:
-    """FastAPI's entry for a body that is not JSON (the position is msgspec's)."""
-    found = _BYTE.search(str(exc))
-    position = int(found.group(1)) if found else len(body)
-    return {"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
-            "ctx": {"error": str(exc)}}
+def _metas(annotation: Any) -> dict[str, Any]:
+    """The msgspec Meta constraints on an annotation (inside Optional too), as given."""
+    found: dict[str, Any] = {}
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        for extra in extras:
+            if isinstance(extra, msgspec.Meta):
+                for name in ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern"):
+                    if getattr(extra, name) is not None:
+                        found[name] = getattr(extra, name)
+        return {**_metas(base), **found}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found.update(_metas(arg))
+    return found
+
+
+def _constraint_entry(found: re.Match[str], metas: dict[str, Any], loc: list[Any]) -> dict[str, Any]:
+    """pydantic's entry for a value outside a constraint (`ge`, `max_length`, `pattern`, ...)."""
+    kind = found["kind"]
+    if found["op"]:
+        op = found["op"]
+        # msgspec tells an integer `lt=1000` as `<= 999`: name the bound the handler declared
+        if op in (">=", "<=") and _BOUNDS[op][0] not in metas and _BOUNDS[op[0]][0] in metas:
+            op = op[0]
+        name, type_, words = _BOUNDS[op]
+        bound = metas.get(name, found["bound"])
+        return {"type": type_, "loc": loc, "msg": f"Input should be {words} {bound}"}
+    if found["len_op"]:
+        longest = found["len_op"] == "<="
+        length = metas.get("max_length" if longest else "min_length", found["length"])
+        if kind == "str":
+            plural = "" if str(length) == "1" else "s"
+            return {"type": "string_too_long" if longest else "string_too_short", "loc": loc,
+                    "msg": f"String should have {'at most' if longest else 'at least'} {length} character{plural}"}
+        plural = "" if str(length) == "1" else "s"
+        what = "Dictionary" if kind == "object" else "List"
+        return {"type": "too_long" if longest else "too_short", "loc": loc,
+                "msg": f"{what} should have {'at most' if longest else 'at least'} {length} item{plural} after validation"}
+    if found["pattern"] is not None:
+        pattern = metas.get("pattern", found["pattern"].strip("'"))
+        return {"type": "string_pattern_mismatch", "loc": loc, "msg": f"String should match pattern '{pattern}'"}
+    multiple = metas.get("multiple_of", found["multiple"])
+    return {"type": "multiple_of", "loc": loc, "msg": f"Input should be a multiple of {multiple}"}
 
 
 def _by_annotation(annotation: Any, message: str) -> tuple[str, str] | None:
@@ -163,7 +209,7 @@ def _resolve(tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] 
             loc.append(token)
             node = node.get(token) if isinstance(node, dict) else None
             annotation = _field_type(annotation, token)
-    return loc, strip_optional(annotation)
+    return loc, annotation
 
 
 def _failing_key(node: Any, value_type: Any) -> Any:

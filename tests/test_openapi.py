@@ -87,3 +87,31 @@ def test_containers_of_pydantic_models_are_described():
         spec = httpx.get(worker.url + "/openapi.json").json()
     orders = spec["components"]["schemas"]["bulk_body"]["properties"]["orders"]
     assert orders == {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}
+
+
+def test_markers_app_documents_headers_cookies_aliases_and_constraints():
+    markers = Path(__file__).resolve().parent / "apps" / "markers"
+    with Worker(markers) as worker:
+        worker.wait_ready(timeout=90)
+        spec = httpx.get(worker.url + "/openapi.json").json()
+    validate(spec)
+
+    def params(path, method="get"):
+        return {(p["name"], p["in"]): p for p in spec["paths"][path][method]["parameters"]}
+
+    header = params("/header")
+    assert header[("x-token", "header")]["required"] is True
+    assert header[("x-count", "header")]["required"] is False
+    assert ("key", "cookie") not in header
+    assert {"session", "visits"} == {name for name, where in params("/cookie") if where == "cookie"}
+    assert ("X-Api-Key", "header") in params("/header-alias")
+    query = params("/query")
+    assert query[("n", "query")]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10}
+    assert query[("word", "query")]["schema"]["pattern"] == "^[a-z]+$"
+    assert ("item-id", "query") in params("/query-alias")
+    assert {("limit", "query"), ("q", "query"), ("tags", "query")} <= set(params("/filters"))
+    assert {("skip", "query"), ("limit", "query"), ("q", "query")} == set(params("/depends"))
+    assert params("/path/{item_id}")[("item_id", "path")]["schema"] == {
+        "type": "integer", "minimum": 1, "exclusiveMaximum": 1000}
+    upload = spec["paths"]["/upload-file"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload

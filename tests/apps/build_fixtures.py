@@ -1,6 +1,6 @@
 """Rebuild the fixture apps' `flash_manifest.json` (and small artifacts) with the real `flash build`.
 
-    .venv/bin/python tests/apps/build_fixtures.py            # kinds and multi
+    .venv/bin/python tests/apps/build_fixtures.py            # kinds, multi, markers, coercion
     .venv/bin/python tests/apps/build_fixtures.py demo kinds # named apps
     .venv/bin/python tests/apps/build_fixtures.py --keep-artifact kinds
 
@@ -27,7 +27,7 @@ ROOT = APPS.parent.parent
 FLASH = ROOT / ".venv" / "bin" / "flash"
 # Files of ours that live next to an app's sources but are not part of the app.
 FIXTURE_FILES = {"flash_manifest.json", "cases.json", "reference.json", "artifact.tar.gz"}
-DEFAULT_APPS = ("kinds", "multi")  # demo's manifest is the shared flash-demo fixture's
+DEFAULT_APPS = ("kinds", "multi", "markers", "coercion")  # demo's manifest is the shared flash-demo fixture's
 ARTIFACT_LIMIT = 200 * 1024
 
 

@@ -23,6 +23,7 @@ reference app from starting. Such routes are left out of the reference app and l
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
 import os
@@ -37,7 +38,7 @@ import httpx
 
 APPS = Path(__file__).resolve().parent
 ROOT = APPS.parent.parent
-ALL_APPS = ("demo", "kinds", "multi")
+ALL_APPS = ("demo", "kinds", "multi", "markers", "coercion")
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -61,8 +62,8 @@ def case_resource(data: dict[str, Any], case: dict[str, Any]) -> str | None:
 
 def send_case(client: httpx.Client, base_url: str, case: dict[str, Any]) -> httpx.Response:
     """Send one case: method, path, query (dict or [[k, v], ...]), headers, and at most one of
-    json (any JSON value, sent as application/json), body (raw text, headers as given) or
-    multipart ({"files": {field: [filename, text, content_type]}, "data": {field: text}})."""
+    json (any JSON value, sent as application/json), body (raw text, headers as given),
+    body_base64 (raw bytes, e.g. invalid UTF-8, headers as given) or multipart ({"files": {field: [filename, text, content_type]}, "data": {field: text}})."""
     headers = dict(case.get("headers", {}))
     kwargs: dict[str, Any] = {}
     if "json" in case:
@@ -70,6 +71,8 @@ def send_case(client: httpx.Client, base_url: str, case: dict[str, Any]) -> http
         headers.setdefault("content-type", "application/json")
     elif "body" in case:
         kwargs["content"] = case["body"].encode()
+    elif "body_base64" in case:
+        kwargs["content"] = base64.b64decode(case["body_base64"])
     elif "multipart" in case:
         parts = case["multipart"]
         kwargs["files"] = {field: (spec[0], spec[1].encode("latin-1"), spec[2])
