@@ -82,13 +82,29 @@ def extend_sys_path(module_path: Path, app_venv: Path | None) -> None:
         found = sorted(glob.glob(str(app_venv / "lib" / "python*" / "site-packages")))
         if not found:
             raise StartupError(f"FLASH_APP_VENV: no site-packages under {app_venv}")
-        for packages in found:
+        position = 1  # after the application folder, before the runtime's own packages
+        for packages in [*found, *_system_site_packages(app_venv)]:
             before = list(sys.path)
             site.addsitedir(packages)  # also runs the .pth files of editable installs
             new = [p for p in sys.path if p not in before]
-            for entry in new:  # after the application folder, before the runtime's own packages
+            for entry in new:
                 sys.path.remove(entry)
-            sys.path[1:1] = new
+            sys.path[position:position] = new
+            position += len(new)
+
+
+def _system_site_packages(venv: Path) -> list[str]:
+    """The base interpreter's site-packages when the venv was made with --system-site-packages
+    (the GPU image's app venv sees the base's torch and numpy that way), as its python would."""
+    try:
+        lines = (venv / "pyvenv.cfg").read_text().splitlines()
+    except OSError:
+        return []
+    config = {key.strip().lower(): value.strip() for key, _, value in (line.partition("=") for line in lines)}
+    if config.get("include-system-site-packages", "").lower() != "true" or not config.get("home"):
+        return []
+    prefix = str(Path(config["home"]).parent)
+    return [path for path in site.getsitepackages([prefix]) if Path(path).is_dir()]
 
 
 def import_handlers(routes: list[Route], manifest_path: Path, module_path: Path) -> list[Callable[..., Any]]:

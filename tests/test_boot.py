@@ -299,6 +299,30 @@ def test_app_venv_packages_are_importable(tmp_path):
         assert httpx.get(worker.url + "/hello").json() == {"value": "from the app venv"}
 
 
+@pytest.mark.parametrize("include", [True, False])
+def test_an_app_venv_with_system_site_packages_sees_its_base_interpreters_packages(tmp_path, include):
+    """As the venv's own python does: `include-system-site-packages = true` in its pyvenv.cfg adds
+    the base interpreter's site-packages (the GPU image's torch and numpy), after the venv's own."""
+    import sys as _sys
+
+    version = f"python{_sys.version_info.major}.{_sys.version_info.minor}"
+    base = tmp_path / "base"
+    (base / "bin").mkdir(parents=True)
+    write_app(base / "lib" / version / "site-packages", None, {"baselib.py": "VALUE = 'from the base'\n"})
+    venv = tmp_path / "appvenv"
+    write_app(venv / "lib" / version / "site-packages", None, {"applib.py": "VALUE = 'from the app venv'\n"})
+    (venv / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\ninclude-system-site-packages = {str(include).lower()}\n")
+    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {
+        "hello.py": "import applib, baselib\nasync def hello() -> dict:\n    return {'values': [applib.VALUE, baselib.VALUE]}\n",
+    })
+    env = {"FLASH_APP_VENV": str(venv), "_ARGS": "--check"}
+    result = run_check(app, env)
+    if include:
+        assert result.returncode == 0, result.stdout
+    else:
+        assert result.returncode == 1 and "No module named 'baselib'" in result.stdout
+
+
 def test_listening_before_import(tmp_path):
     """The port answers while a module import is still running: the import waits for a file that
     the test writes only once /ping has answered 204."""
