@@ -29,6 +29,7 @@ import structlog
 from .health import Health, HealthState
 from .logs import flush_buffered_lines
 from .settings import ServerKind, Settings
+from .wire import HEAD_SLACK, WireLimits, guarded_httptools_protocol, install_hypercorn_guard
 
 _log = structlog.get_logger("runtime.server")
 _ACCEPT_GRACE = 0.25  # seconds between refusing new connections and closing idle ones
@@ -55,6 +56,10 @@ def exit_by(deadline: float, status: int) -> None:
         os._exit(status or 1)
 
     threading.Thread(target=expire, name="exit-deadline", daemon=True).start()
+
+
+def wire_limits(settings: Settings) -> WireLimits:
+    return WireLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout, settings.max_body_bytes)
 
 
 def bind_address(host: str, port: int) -> str:
@@ -184,6 +189,8 @@ class _Hypercorn:
         from hypercorn.config import Config
 
         config = Config()
+        install_hypercorn_guard(wire_limits(settings))
+        config.h11_max_incomplete_size = settings.max_header_bytes + HEAD_SLACK
         config.keep_alive_timeout = settings.keep_alive_timeout
         config.graceful_timeout = settings.graceful_timeout
         config.backlog = 2048
@@ -224,6 +231,7 @@ class _Uvicorn:
         config = uvicorn.Config(
             app, lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
             timeout_keep_alive=int(self.settings.keep_alive_timeout), backlog=2048,
+            http=guarded_httptools_protocol(wire_limits(self.settings)),
         )
         server = _Server(config)
 

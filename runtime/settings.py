@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     graceful_timeout: float = 25.0
     drain_quiet: float = 1.0
     keep_alive_timeout: float = 600.0
+    max_header_bytes: int = 32768
+    max_headers: int = 100
+    header_timeout: float = 30.0
 
     enable_execute: bool = False
     fast_cpuinfo: bool = True
@@ -129,6 +132,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             graceful_timeout=reader.number("FLASH_GRACEFUL_TIMEOUT", 25.0, float, _non_negative),
             drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),
             keep_alive_timeout=reader.number("FLASH_KEEP_ALIVE_TIMEOUT", 600.0, float, _positive),
+            max_header_bytes=reader.number("FLASH_MAX_HEADER_BYTES", 32768, int, _positive),
+            max_headers=reader.number("FLASH_MAX_HEADERS", 100, int, _positive),
+            header_timeout=reader.number("FLASH_HEADER_TIMEOUT", 30.0, float, _positive),
             enable_execute=reader.flag("FLASH_ENABLE_EXECUTE", False),
             fast_cpuinfo=reader.flag("FLASH_FAST_CPUINFO", True),
             openapi=reader.flag("FLASH_OPENAPI", True),

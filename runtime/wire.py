@@ -1,0 +1,237 @@
+"""HTTP/1.1 as the platform speaks it, and nothing more: what the servers accept on the wire.
+
+The Runpod load balancer speaks HTTP/1.1 to the worker. Both servers accept more than that, and
+less strictly than a backend behind a proxy should:
+
+- request heads: a cap on their total size and header count under both servers (Hypercorn caps a
+  head only when it spans several reads; httptools never does, and buffers a header streamed
+  without end), and a deadline for a connection to send a complete head;
+- Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
+  it, and the requests inside reach the app without the proxy's forwarding headers) and the
+  HTTP/2 preface was answered in HTTP/2: the upgrade is ignored (the request is served over
+  HTTP/1.1, as RFC 9110 allows) and the preface gets 400 and a close; a request with both
+  Content-Length and Transfer-Encoding gets 400 and a close (RFC 9112 section 6.1: such a message
+  may be a smuggling attempt); an `Expect: 100-continue` request whose Content-Length is over the
+  body cap gets its 413 without a `100 Continue` first.
+
+Hypercorn has no setting for these and no hook but its HTTP/1.1 protocol class, so
+`install_hypercorn_guard` puts a subclass of that class where Hypercorn looks it up (the runtime
+pins Hypercorn below 0.19 for this reason; tests/test_wire.py fails if the hook moves). uvicorn
+takes an HTTP protocol class as a setting (`http=`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class WireLimits:
+    """What one request head may be, and how long a client may take to send it."""
+
+    max_header_bytes: int
+    max_headers: int
+    head_timeout: float
+    max_body_bytes: int
+
+
+def refusal(status: int, detail: str, **extra: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and JSON body of an answer given before the app sees the request."""
+    body = orjson.dumps({"detail": detail, **extra})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    return headers, body
+
+
+HEAD_SLACK = 8192  # bytes of request line and framing on top of the headers' own cap
+_LINGER = 2.0  # seconds a refused connection is read and discarded before it is closed
+
+
+def head_problem(headers: list[tuple[bytes, bytes]], limits: WireLimits) -> tuple[int, str] | None:
+    """A parsed head over the caps: (status, detail), or None."""
+    if len(headers) > limits.max_headers:
+        return 431, f"More than {limits.max_headers} request headers"
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+    if size > limits.max_header_bytes:
+        return 431, f"Request headers exceed {limits.max_header_bytes} bytes"
+    return None
+
+
+def install_hypercorn_guard(limits: WireLimits) -> None:
+    """Make Hypercorn's connections use the guarded HTTP/1.1 protocol."""
+    import hypercorn.protocol as protocols
+
+    base = protocols.H11Protocol
+    if getattr(base, "wire_limits", None) is not None:
+        base = base.__mro__[1]  # already installed (a second server in one process, tests)
+    protocols.H11Protocol = _guarded_h11(base, limits)  # type: ignore[misc]
+
+
+def _guarded_h11(base: type, limits: WireLimits) -> type:
+    import h11
+
+    class GuardedH11Protocol(base):  # type: ignore[misc, valid-type]
+        wire_limits = limits
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._refused = False
+            self._head_timer: asyncio.TimerHandle | None = None
+
+        async def handle(self, event: Any) -> None:
+            from hypercorn.events import Closed, RawData
+
+            if isinstance(event, RawData) and self._head_timer is None and self.connection.their_state is h11.IDLE:
+                loop = asyncio.get_running_loop()
+                self._head_timer = loop.call_later(limits.head_timeout, self._head_too_slow)
+            elif isinstance(event, Closed):
+                self._cancel_head_timer()
+            await super().handle(event)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            from hypercorn.events import Closed
+
+            self._head_timer = None
+            if self.connection.their_state is h11.IDLE:  # still no complete request head
+                self.task_group.spawn(self.send, Closed())
+
+        async def _check_protocol(self, event: Any) -> None:
+            self._cancel_head_timer()
+            problem = _request_problem(event, limits)
+            if problem is not None:
+                status, detail, extra = problem
+                await self._refuse(status, detail, **extra)
+            # Anything else, `Upgrade: h2c` included, is served as the HTTP/1.1 request it is.
+
+        async def _create_stream(self, request: Any) -> None:
+            if self._refused:
+                return
+            await super()._create_stream(request)
+
+        async def _refuse(self, status: int, detail: str, **extra: Any) -> None:
+            from hypercorn.events import Closed
+
+            self._refused = True
+            headers, body = refusal(status, detail, **extra)
+            await self._send_h11_event(h11.Response(status_code=status, headers=headers))
+            await self._send_h11_event(h11.Data(data=body))
+            await self._send_h11_event(h11.EndOfMessage())
+            await self.send(Closed())
+
+        async def _handle_events(self) -> None:
+            if self._refused:
+                return
+            await super()._handle_events()
+
+        async def _maybe_recycle(self) -> None:
+            await super()._maybe_recycle()
+            self._cancel_head_timer()
+
+    return GuardedH11Protocol
+
+
+def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[str, Any]] | None:
+    if request.method == b"PRI" and request.target == b"*":
+        return 400, "HTTP/2 is not served here; speak HTTP/1.1", {}
+    headers = list(request.headers)
+    problem = head_problem(headers, limits)
+    if problem is not None:
+        return (*problem, {})
+    names = {name for name, _ in headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return 400, "A request may not carry both Content-Length and Transfer-Encoding", {}
+    expects = any(name == b"expect" and value.lower() == b"100-continue" for name, value in headers)
+    if expects:
+        for name, value in headers:
+            if name == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
+                return 413, f"Request body exceeds the limit of {limits.max_body_bytes} bytes", {"limit": limits.max_body_bytes}
+    return None
+
+
+def guarded_httptools_protocol(limits: WireLimits) -> type:
+    """uvicorn's httptools protocol with the head caps and deadline (its `http=` setting)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._in_head = True  # bytes received belong to a request head not yet complete
+            self._head_bytes = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._refused = False
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_timer is None:
+                    self._head_timer = self.loop.call_later(limits.head_timeout, self._head_too_slow)
+            super().data_received(data)
+            # httptools buffers a head without bound: refuse once it outgrows the cap unfinished.
+            if self._in_head and not self._refused and self._head_bytes > limits.max_header_bytes + HEAD_SLACK:
+                self._refuse(431, f"Request headers exceed {limits.max_header_bytes} bytes")
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._cancel_head_timer()
+            problem = head_problem(self.headers, limits)
+            if problem is not None:
+                self._refuse(*problem)
+                return
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if not self._refused:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self._refused:
+                super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._in_head = True
+            self._head_bytes = 0
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if self._in_head and not self._refused:
+                self._refused = True
+                self.transport.close()
+
+        def _refuse(self, status: int, detail: str) -> None:
+            self._refused = True
+            self._cancel_head_timer()
+            headers, body = refusal(status, detail)
+            reason = HTTPStatus(status).phrase.encode()
+            head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            self.transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, reason, head, body))
+            # Closing with the client's bytes still unread would reset the connection and lose the
+            # answer: end our side, discard what still arrives (data_received), close a moment later.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(_LINGER, self.transport.close)
+
+    return GuardedHttpToolsProtocol

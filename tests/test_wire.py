@@ -1,0 +1,120 @@
+"""What the servers accept on the wire: HTTP/1.1 only, capped request heads, a deadline for a head.
+
+Raw sockets against the real entrypoint under both servers (the platform speaks HTTP/1.1 through a
+load balancer; a backend must not switch protocols or accept ambiguous framing behind it).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from support import CORE_APP, Worker
+
+SERVERS = ["hypercorn", "uvicorn"]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def worker(request):
+    env = {"FLASH_SERVER": request.param, "FLASH_HEADER_TIMEOUT": "1", "FLASH_MAX_BODY_BYTES": "1048576",
+           "FLASH_MAX_HEADER_BYTES": "16384", "FLASH_MAX_HEADERS": "50"}
+    with Worker(CORE_APP, env=env) as started:
+        yield started.wait_ready()
+
+
+def exchange(worker: Worker, data: bytes, timeout: float = 10.0) -> tuple[bytes, bool]:
+    """Send `data`, read until the server closes or goes quiet; (what came back, whether it closed)."""
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        sock.settimeout(1.5)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return received, False
+            except ConnectionResetError:
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def body_of(answer: bytes) -> dict:
+    return json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def test_an_h2c_upgrade_is_not_taken(worker):
+    answer, _ = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                 b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and b"upgrade" not in answer.lower().split(b"\r\n\r\n")[0]
+
+
+def test_the_http2_preface_is_refused_and_the_connection_closed(worker):
+    answer, closed = exchange(worker, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert status_of(answer) == 400 and closed
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(worker):
+    answer, closed = exchange(worker, b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n"
+                                      b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+                                      b"7\r\n{\"y\":1}\r\n0\r\n\r\n")
+    assert status_of(answer) == 400 and closed
+
+
+def test_expect_continue_over_the_body_cap_gets_413_without_100_continue(worker):
+    answer, _ = exchange(worker, b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
+                                 b"Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer and b" 100 " not in answer
+    assert body_of(answer)["limit"] == 1048576
+
+
+@pytest.mark.parametrize("head", [
+    b"X-Big: " + b"a" * 20 * 1024 + b"\r\n",  # over FLASH_MAX_HEADER_BYTES, in one packet
+    b"".join(b"X-H%d: v\r\n" % i for i in range(60)),  # over FLASH_MAX_HEADERS
+    b"X-Big: " + b"a" * 1024 * 1024 + b"\r\n",  # far over: h11 / httptools buffers
+], ids=["20KiB", "60-headers", "1MiB"])
+def test_request_heads_over_the_caps_get_431_and_a_close(worker, head):
+    answer, closed = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
+    assert status_of(answer) == 431 and closed
+
+
+def test_heads_within_the_caps_are_served(worker):
+    head = b"X-Big: " + b"a" * 12 * 1024 + b"\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(40))
+    answer, _ = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_a_connection_that_never_completes_its_head_is_closed(worker):
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        sock.settimeout(15)
+        assert sock.recv(1024) == b""  # closed by the server, nothing answered
+        assert time.monotonic() - started < 12  # FLASH_HEADER_TIMEOUT (1 s), not keep-alive's 600 s
+
+
+def test_an_idle_keep_alive_connection_is_not_cut_by_the_head_deadline(worker):
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 2.5  # longer than FLASH_HEADER_TIMEOUT, shorter than keep-alive
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                assert sock.recv(4096) != b"", "the server closed an idle keep-alive connection"
+            except TimeoutError:
+                pass
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
