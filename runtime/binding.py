@@ -20,6 +20,7 @@ Where the reference (FastAPI) differs by source, this follows it:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import functools
 import inspect
@@ -32,6 +33,7 @@ from typing import Any
 import msgspec
 from starlette.datastructures import FormData, QueryParams, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request, cookie_parser
 
 from .errors import RequestValidationError, StartupError
@@ -69,12 +71,23 @@ class Param(msgspec.Struct, frozen=True):
 _FORM_SOURCES = frozenset({"file", "upload", "form", "form_model"})
 
 
+@dataclasses.dataclass(frozen=True)
+class FormLimits:
+    """What one multipart or urlencoded body may hold (FLASH_MAX_FORM_*)."""
+
+    max_fields: int = 1000
+    max_files: int = 1000
+    max_part_bytes: int = 1024 * 1024
+
+
 class Binder:
     """Binds requests for one route (or one dependency of it); built once at boot."""
 
-    def __init__(self, func: Callable[..., Any], route: Route, dependency: bool = False):
+    def __init__(self, func: Callable[..., Any], route: Route, dependency: bool = False,
+                 form_limits: FormLimits = FormLimits()):
         self.func = func
         self.route = route
+        self.form_limits = form_limits
         where = f"{route.entry} ({route.method} {route.path})"
         self.params = _classify(func, route, dependency)
         by_source: dict[str, list[Param]] = {}
@@ -89,7 +102,7 @@ class Binder:
         self.query_models = [(p, _FieldsModel(p)) for p in by_source.get("query_model", [])]
         self.form_models = [(p, _FieldsModel(p)) for p in by_source.get("form_model", [])]
         self.run_sync: Callable[..., Awaitable[Any]] | None = None  # the handler pool, for `def` dependencies
-        self.dependencies = [(p.name, Binder(p.dependency, route, dependency=True), _is_async(p.dependency))
+        self.dependencies = [(p.name, Binder(p.dependency, route, True, form_limits), _is_async(p.dependency))
                              for p in by_source.get("depends", [])]
         self.files = [p.name for p in by_source.get("file", []) + by_source.get("upload", [])]
         self.uploads = frozenset(p.name for p in by_source.get("upload", []))
@@ -174,7 +187,14 @@ class Binder:
                 ] or [{"type": "missing", "loc": ["body"], "msg": "Field required"}])
             form: Any = FormData()
         else:
-            form = await request.form()
+            limits = self.form_limits
+            try:
+                form = await request.form(max_files=limits.max_files, max_fields=limits.max_fields,
+                                          max_part_size=limits.max_part_bytes)
+            except MultiPartException as exc:
+                raise _form_refused(exc.message) from None
+            except HTTPException as exc:  # Starlette's own answer when the scope names an app
+                raise _form_refused(str(exc.detail)) from None
         kwargs: dict[str, Any] = {}
         missing = []
         for name in self.files:
@@ -711,3 +731,9 @@ def _pydantic_errors(exc: Any, prefix: list[Any]) -> list[dict[str, Any]]:
         {"type": e["type"], "loc": [*prefix, *e["loc"]], "msg": e["msg"]}
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
+
+
+def _form_refused(message: str) -> HTTPException:
+    """A malformed form, or one over the FLASH_MAX_FORM_* limits: 400 with the parser's message,
+    as FastAPI answers (Starlette turns the parser's error into that when it runs under an app)."""
+    return HTTPException(status_code=400, detail=message)

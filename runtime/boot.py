@@ -18,6 +18,7 @@ from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_art
 from .deadlines import Deadlines
 from .errors import StartupError
 from .execute import Executor
+from .binding import FormLimits
 from .handlers import Handler, SyncPool
 from .import_timer import ImportTimes
 from .health import Health, HealthState
@@ -92,7 +93,9 @@ def load_application(
 
     def build() -> list[Handler]:
         deadlines = Deadlines()
-        return [Handler(f, r, pool, limiter, settings.request_timeout, deadlines) for f, r in zip(functions, routes)]
+        forms = FormLimits(settings.max_form_fields, settings.max_form_files, settings.max_form_part_bytes)
+        return [Handler(f, r, pool, limiter, settings.request_timeout, deadlines, forms)
+                for f, r in zip(functions, routes)]
 
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None

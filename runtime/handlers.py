@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .binding import Binder
+from .binding import Binder, FormLimits
 from .deadlines import DeadlineExceeded, Deadlines
 from .limits import Limiter, Overloaded
 from .manifest import Route
@@ -73,12 +73,12 @@ class Handler:
 
     def __init__(
         self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float,
-        deadlines: Deadlines,
+        deadlines: Deadlines, form_limits: FormLimits = FormLimits(),
     ):
         self.func = func
         self.deadlines = deadlines
         self.route = route
-        self.binder = Binder(func, route)
+        self.binder = Binder(func, route, form_limits=form_limits)
         if self.binder.dependencies:
             self.binder.use_pool(pool.run)
         self.pool = pool

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException
 
+from .errors import BodyTooLarge
 from .health import Health, HealthState
 from .logs import access_logger, request_id_var
 from .metrics import Metrics, NoMetrics
@@ -30,13 +30,6 @@ _MAX_REQUEST_ID = 200
 _DRAIN_UNREAD_BYTES = 1024 * 1024
 _log = structlog.get_logger("runtime.access")
 _random_bits = random.getrandbits  # request ids need to be unique, not secret
-
-
-class BodyTooLarge(HTTPException):
-    """The request body passed FLASH_MAX_BODY_BYTES."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=413)
 
 
 def request_id_from(scope: Scope) -> str:
@@ -101,7 +94,7 @@ class RequestContext:
         if request_id is None:
             request_id = _fresh_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        scope["flash.max_body_bytes"] = limit = self.max_body_bytes
+        limit = self.max_body_bytes
         id_header = (_REQUEST_ID, request_id.encode())
         health = self.health
         status = 0
@@ -115,7 +108,7 @@ class RequestContext:
                 received += len(message.get("body", b""))
                 if received > limit:
                     body_done = True  # the rest is not read: the connection closes after the 413
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
                 if not message.get("more_body", False):
                     body_done = True
             else:

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import compile_path
 
-from .errors import RequestValidationError
+from .errors import BodyTooLarge, RequestValidationError
 from .handlers import HandlerTimeout
 from .limits import Overloaded
 from .responses import JSONResponse, internal_error_response
@@ -126,9 +126,9 @@ def error_response(exc: Exception, scope: Scope) -> Response:
     """The contract's answer for an exception raised while handling the request of `scope`."""
     if isinstance(exc, RequestValidationError):
         return JSONResponse({"detail": exc.errors}, status_code=422)
+    if isinstance(exc, BodyTooLarge):
+        return JSONResponse(too_large_body(exc.limit), status_code=413)
     if isinstance(exc, HTTPException):
-        if exc.status_code == 413:
-            return JSONResponse(too_large_body(scope.get("flash.max_body_bytes", 0)), status_code=413)
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

@@ -64,6 +64,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sync_threads: int = 40
     request_timeout: float = 330.0
     max_body_bytes: int = 31_457_280
+    max_form_fields: int = 1000
+    max_form_files: int = 1000
+    max_form_part_bytes: int = 1024 * 1024
     graceful_timeout: float = 25.0
     drain_quiet: float = 1.0
     keep_alive_timeout: float = 600.0
@@ -129,6 +132,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             request_timeout=reader.number("FLASH_REQUEST_TIMEOUT", 330.0, float, _non_negative),
             max_queue_wait=reader.number("FLASH_MAX_QUEUE_WAIT", 330.0, float, _non_negative),
             max_body_bytes=reader.number("FLASH_MAX_BODY_BYTES", 31_457_280, int, _positive),
+            max_form_fields=reader.number("FLASH_MAX_FORM_FIELDS", 1000, int, _positive),
+            max_form_files=reader.number("FLASH_MAX_FORM_FILES", 1000, int, _positive),
+            max_form_part_bytes=reader.number("FLASH_MAX_FORM_PART_BYTES", 1024 * 1024, int, _positive),
             graceful_timeout=reader.number("FLASH_GRACEFUL_TIMEOUT", 25.0, float, _non_negative),
             drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),
             keep_alive_timeout=reader.number("FLASH_KEEP_ALIVE_TIMEOUT", 600.0, float, _positive),

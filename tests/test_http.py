@@ -301,3 +301,58 @@ def test_a_websocket_upgrade_gets_a_404_json_answer(server):
         assert head.split(b"\r\n")[0].startswith(b"HTTP/1.1 404"), answer
         assert b"x-request-id:" in head.lower()
         assert json.loads(body) == {"detail": "Not Found"}
+
+
+OK_PART = b'--B\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\nxyz\r\n--B--\r\n'
+
+
+@pytest.mark.parametrize("body, content_type, detail", [
+    (OK_PART, "multipart/form-data", "Missing boundary in multipart."),
+    (OK_PART, "multipart/form-data; boundary=C", None),
+    (b'--B\r\nX: y\r\n\r\nxyz\r\n--B--\r\n', "multipart/form-data; boundary=B", None),
+    (b'--B\r\nContent-Disposition: form-data; name="' + b"n" * 1_000_000 + b'"\r\n\r\nx\r\n--B--\r\n',
+     "multipart/form-data; boundary=B", None),
+    (b'--B\r\nContent-Disposition: form-data; name="data"\r\nX-H: ' + b"h" * 1_000_000 + b'\r\n\r\nx\r\n--B--\r\n',
+     "multipart/form-data; boundary=B", None),
+    (b"".join(b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(5000)) + OK_PART,
+     "multipart/form-data; boundary=B", "Too many fields. Maximum number of fields is 1000."),
+    (b"&".join(b"f%d=v" % i for i in range(100_000)), "application/x-www-form-urlencoded",
+     "Too many fields. Maximum number of fields is 1000."),
+], ids=["no-boundary", "wrong-boundary", "no-disposition", "1MB-name", "1MB-part-header", "5000-parts",
+        "100k-urlencoded"])
+def test_malformed_or_oversized_forms_are_400_not_500(client, body, content_type, detail):
+    """What FastAPI answers: 400 with the form parser's message; the part and field limits are the
+    FLASH_MAX_FORM_* settings."""
+    response = client.post("/upload", content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert isinstance(response.json()["detail"], str)
+    if detail is not None:
+        assert response.json()["detail"] == detail
+
+
+def test_the_form_limits_are_settings():
+    parts = b"".join(b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(20))
+    with Worker(CORE_APP, env={"FLASH_MAX_FORM_FIELDS": "10"}) as worker:
+        worker.wait_ready()
+        response = httpx.post(worker.url + "/upload", content=parts + OK_PART,
+                              headers={"content-type": "multipart/form-data; boundary=B"})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Too many fields. Maximum number of fields is 10."}
+
+
+def test_a_handlers_own_413_keeps_its_detail(tmp_path):
+    """Only the runtime's body cap answers with the cap's body; an HTTPException(413) raised by a
+    handler is answered with its own detail, as FastAPI does."""
+    from support import lb_manifest, write_app
+
+    app = write_app(tmp_path / "app", lb_manifest(("images", "add", "POST", "/images")), {"images.py": (
+        "from starlette.exceptions import HTTPException\n\n"
+        "async def add(count: int) -> dict:\n"
+        "    raise HTTPException(status_code=413, detail='too many images')\n"
+    )})
+    with Worker(app, env={"FLASH_MAX_BODY_BYTES": "100"}) as worker:
+        worker.wait_ready()
+        own = httpx.post(worker.url + "/images", json={"count": 3})
+        capped = httpx.post(worker.url + "/images", json={"count": 3, "pad": "x" * 200})
+    assert (own.status_code, own.json()) == (413, {"detail": "too many images"})
+    assert capped.status_code == 413 and capped.json()["limit"] == 100
