@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import inspect
-import re
 import sys
 import typing
 from collections.abc import Callable
@@ -26,7 +25,6 @@ from .encoding import encode
 from .manifest import Route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_PATH_PARAM = re.compile(r"\{(\w+)")
 # pydantic's own JSON for the types orjson knows: UTC as `Z`. No default: anything else goes to
 # pydantic itself.
 _PYDANTIC_LIKE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
@@ -60,14 +58,14 @@ class ResultPlan:
         self._adapter: Any = None
         self._plain: type | None = None
         annotation = self.annotation
-        if annotation is None or _is_response(annotation):
+        if annotation is None or is_response_type(annotation):
             pass
         elif self.is_stream:
             item = _stream_item(annotation)
-            if item is not None and (unchanged or _is_structured(item)):
+            if item is not None and (unchanged or is_structured(item)):
                 self.item_model = item
                 self._adapter = _adapter(item)
-        elif unchanged or _is_structured(annotation):
+        elif unchanged or is_structured(annotation):
             self.model = annotation
             self._adapter = _adapter(annotation)
             self._plain = _PLAIN.get(annotation)
@@ -114,7 +112,7 @@ def registered_unchanged(func: Callable[..., Any], route: Route) -> bool:
         hints = typing.get_type_hints(func)
     except Exception:  # the reference falls back to the handler itself
         return True
-    path_params = set(_PATH_PARAM.findall(route.path))
+    path_params = set(route.path_params)
     body = [
         (name, hints.get(name, Any)) for name, param in signature.parameters.items()
         if name != "self" and name not in path_params
@@ -133,7 +131,7 @@ def _return_annotation(func: Callable[..., Any]) -> Any:
     return None if annotation is type(None) else annotation
 
 
-def _is_response(annotation: Any) -> bool:
+def is_response_type(annotation: Any) -> bool:
     from starlette.responses import Response
 
     return isinstance(annotation, type) and issubclass(annotation, Response)
@@ -162,7 +160,7 @@ def _is_pydantic_model(annotation: Any) -> bool:
     return module is not None and isinstance(annotation, type) and issubclass(annotation, module.BaseModel)
 
 
-def _is_structured(annotation: Any) -> bool:
+def is_structured(annotation: Any) -> bool:
     """A pydantic model, dataclass or TypedDict, alone or inside list/Optional/dict/Union."""
     if _is_pydantic_model(annotation):
         return True
@@ -170,7 +168,7 @@ def _is_structured(annotation: Any) -> bool:
         return True
     if isinstance(annotation, type) and hasattr(annotation, "__required_keys__"):  # typing_extensions
         return True
-    return any(_is_structured(arg) for arg in typing.get_args(annotation))
+    return any(is_structured(arg) for arg in typing.get_args(annotation))
 
 
 def _adapter(annotation: Any) -> Any:
