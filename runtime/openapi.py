@@ -187,7 +187,8 @@ def _responses(schemas: _Schemas, handler: Handler) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "Successful response"}
     if plan.is_stream:
         item = schemas.of_result(plan.item_model) if plan.item_model is not None else {}
-        success["content"] = {"application/jsonl": {"itemSchema": item}, "text/event-stream": {}}
+        # `itemSchema` (FastAPI's name for it) is OpenAPI 3.2: an extension key in this 3.1 document.
+        success["content"] = {"application/jsonl": {"x-itemSchema": item}, "text/event-stream": {}}
     elif returned is bytes:
         success["content"] = {"application/octet-stream": {}}
     elif plan.model is not None:

@@ -228,4 +228,4 @@ def test_openapi_describes_response_models(worker):
     listed = doc["paths"]["/customers"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert listed["type"] == "array" and listed["items"] == {"$ref": "#/components/schemas/CustomerPublic"}
     stream = doc["paths"]["/gen-typed"]["get"]["responses"]["200"]["content"]
-    assert stream["application/jsonl"]["itemSchema"] == {"$ref": "#/components/schemas/CustomerPublic"}
+    assert stream["application/jsonl"]["x-itemSchema"] == {"$ref": "#/components/schemas/CustomerPublic"}
