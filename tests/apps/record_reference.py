@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,10 @@ def send_case(client: httpx.Client, base_url: str, case: dict[str, Any]) -> http
     return client.request(case["method"], base_url + case["path"], headers=headers, **kwargs)
 
 
-def request(base_url: str, case: dict[str, Any], timeout: float = 30.0) -> httpx.Response:
+def request(base_url: str, case: dict[str, Any]) -> httpx.Response:
     """Send a case on a connection of its own: the reference's uvicorn resets a kept-alive
     connection after a handler raised, which would fail the next case on it."""
-    with httpx.Client(timeout=timeout) as client:
+    with httpx.Client(timeout=30.0) as client:
         return send_case(client, base_url, case)
 
 
@@ -196,16 +197,21 @@ class ReferenceServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody reads the server's output while it runs, and once a pipe's
+        # buffer is full (a few tracebacks of failing handlers) the server blocks writing its log.
+        self.output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "serve", app, "--resource", resource,
              "--port", str(self.port)],
-            env=reference_env(resource), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env=reference_env(resource), stdout=self.output, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60.0) -> "ReferenceServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"reference exited {self.proc.returncode}:\n{self.proc.stdout.read()}")
+                self.output.seek(0)
+                output = self.output.read().decode(errors="replace")
+                raise RuntimeError(f"reference exited {self.proc.returncode}:\n{output}")
             try:
                 if httpx.get(self.url + "/ping", timeout=2.0).status_code == 200:
                     return self
@@ -223,8 +229,7 @@ class ReferenceServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.output.close()
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -246,15 +251,7 @@ def record(app: str) -> None:
         server = ReferenceServer(app, resource).wait_ready()
         try:
             for case in resource_cases:
-                try:
-                    answers[case["name"]] = summarize(request(server.url, case, timeout=10.0))
-                except httpx.TimeoutException:
-                    # The reference can stop answering after a run of failing handlers (its
-                    # thread pool wedges); a fresh server answers the case as a first request.
-                    print(f"{app}: {case['name']} timed out; restarting the reference", file=sys.stderr)
-                    server.stop()
-                    server = ReferenceServer(app, resource).wait_ready()
-                    answers[case["name"]] = summarize(request(server.url, case, timeout=10.0))
+                answers[case["name"]] = summarize(request(server.url, case))
         finally:
             server.stop()
 
