@@ -229,3 +229,16 @@ def test_openapi_describes_response_models(worker):
     assert listed["type"] == "array" and listed["items"] == {"$ref": "#/components/schemas/CustomerPublic"}
     stream = doc["paths"]["/gen-typed"]["get"]["responses"]["200"]["content"]
     assert stream["application/jsonl"]["x-itemSchema"] == {"$ref": "#/components/schemas/CustomerPublic"}
+
+
+def test_stream_item_that_fails_its_model_ends_the_stream(worker):
+    """As in the reference: the items before it were sent; the response is cut off, and logged."""
+    received = []
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("GET", worker.url + "/gen-typed", params={"n": 1, "bad": "true"},
+                          headers={"X-Request-ID": "resp-stream-1"}) as response:
+            for line in response.iter_lines():
+                received.append(line)
+    assert received[:1] == ['{"id":0,"name":"c","email":"e"}']
+    line = worker.wait_log(lambda l: l.get("request_id") == "resp-stream-1" and l.get("level") == "error")
+    assert "ResponseValidationError" in line["exception"]
