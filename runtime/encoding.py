@@ -1,6 +1,6 @@
 """JSON encoding of results as FastAPI's `jsonable_encoder` + `JSONResponse` produce them.
 
-orjson encodes what it knows natively (the fast path); `_default` converts the rest the way
+orjson encodes what it knows natively (the fast path); `jsonable_default` converts the rest the way
 `jsonable_encoder` does. What orjson refuses altogether (integers beyond 64 bits, nesting deeper
 than its limit of 254) goes through `to_jsonable` and the standard library's encoder, which have
 the reference's own limits (Python's recursion limit).
@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 import orjson
 
-# Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
+# Dataclasses go through `jsonable_default`: orjson reads `__dict__`, which misses fields that were
 # decoded with their class-level default. No OPT_UTC_Z: `datetime.isoformat()` writes `+00:00`.
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -49,7 +49,7 @@ _STR_TYPES = (
 )
 
 
-def _default(value: Any) -> Any:
+def jsonable_default(value: Any) -> Any:
     """What orjson does not encode natively, as `jsonable_encoder` converts it."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _asdict(value)
@@ -97,7 +97,7 @@ def to_jsonable(value: Any) -> Any:
         return str(value) if isinstance(value, str) else int(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
-    return to_jsonable(_default(value))
+    return to_jsonable(jsonable_default(value))
 
 
 def _key(key: Any) -> Any:
@@ -109,6 +109,6 @@ def _key(key: Any) -> Any:
 def encode(content: Any) -> bytes:
     """JSON bytes for a handler's result: orjson, or the fallback for what orjson refuses."""
     try:
-        return orjson.dumps(content, default=_default, option=OPTIONS)
+        return orjson.dumps(content, default=jsonable_default, option=OPTIONS)
     except orjson.JSONEncodeError:
         return json.dumps(to_jsonable(content), ensure_ascii=False, separators=(",", ":")).encode()

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .encoding import encode
+from .encoding import encode, jsonable_default
 from .manifest import Route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -87,7 +87,9 @@ class ResultPlan:
             value = adapter.validate_python(result, from_attributes=True)
         except _validation_error() as exc:
             raise ResponseValidationError(exc.errors(include_url=False)) from None
-        return adapter.dump_json(value, by_alias=True)
+        # A value pydantic has no serializer for (a msgspec Struct, numpy, a Path under `Any`) is
+        # converted as without a model, where the reference fails with a 500.
+        return adapter.dump_json(value, by_alias=True, fallback=jsonable_default)
 
     def _render_plain(self, result: Any) -> bytes:
         """`-> dict` and the like: orjson writes what pydantic would write for JSON types."""

@@ -166,6 +166,17 @@ def test_plain_dict_annotation_writes_as_pydantic():
         plan.render([1])
 
 
+def test_values_pydantic_cannot_serialize_are_converted_as_without_a_model():
+    import msgspec
+
+    class Box(msgspec.Struct):
+        w: int
+
+    plan = ResultPlan(get_plain, _route("GET"))
+    assert plan.render({"p": pathlib.PurePosixPath("/a"), "box": Box(2), "d": decimal.Decimal("1.5")}) == (
+        b'{"p":"/a","box":{"w":2},"d":"1.5"}')
+
+
 # --- over TCP ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
