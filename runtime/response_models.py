@@ -68,7 +68,7 @@ class ResultPlan:
         elif unchanged or is_structured(annotation):
             self.model = annotation
             self._adapter = _adapter(annotation)
-            self._plain = _PLAIN.get(annotation)
+            self._plain = _PLAIN.get(annotation) if isinstance(annotation, typing.Hashable) else None
         if self._adapter is None:
             self.model = self.item_model = None
         # Without a model, jsonable_encoder's way (orjson, the fast path).
