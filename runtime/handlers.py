@@ -19,7 +19,8 @@ from .binding import Binder, FormLimits
 from .deadlines import DeadlineExceeded, Deadlines
 from .limits import Limiter, Overloaded
 from .manifest import Route
-from .responses import internal_error_response, iterate_sync, to_response
+from .response_models import ResponseValidationError, ResultPlan
+from .responses import internal_error_response, iterate_sync, to_response, wants_events
 from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.handler")
@@ -81,6 +82,7 @@ class Handler:
         self.binder = Binder(func, route, form_limits=form_limits)
         if self.binder.dependencies:
             self.binder.use_pool(pool.run)
+        self.result = ResultPlan(func, route)
         self.pool = pool
         self.limiter = limiter
         self.timeout = timeout or None
@@ -99,7 +101,9 @@ class Handler:
             await self.limiter.acquire()
         try:
             result = await self._call(kwargs)
-            response = to_response(result, scope, self._iterate_sync)
+            if self.result.collects_generator and inspect.isgenerator(result) and not wants_events(scope):
+                result = await self.pool.run(list, result)  # the reference answers a JSON array
+            response = to_response(result, scope, self._iterate_sync, self.result)
         except HandlerTimeout as exc:
             if not exc.slot_outlives_call:
                 self.limiter.release()
@@ -107,6 +111,10 @@ class Handler:
         except HTTPException:  # the handler's own deliberate status (fastapi.HTTPException too)
             self.limiter.release()
             raise
+        except ResponseValidationError as exc:
+            self.limiter.release()
+            _log.error("response validation failed", route=self.route.path, errors=_errors_for_log(exc.errors))
+            return internal_error_response(exc, scope["state"].get("request_id", ""))
         except Exception as exc:
             self.limiter.release()
             _log.error("handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc)
@@ -153,3 +161,8 @@ class Handler:
                 yield chunk
         finally:
             self.limiter.release()
+
+
+def _errors_for_log(errors: list[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors without the offending values (they may be secrets)."""
+    return [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import re
-import typing
+import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from .binding import mentions_pydantic
+from .response_models import is_response_type, is_structured
 from .handlers import Handler
 from .validation import strip_optional
 
@@ -72,6 +73,29 @@ class _Schemas:
         except (TypeError, ValueError):
             return {}  # a type msgspec cannot describe (a Response, a pydantic model inside a container)
         self.components.update(components)
+        return schema
+
+
+    def of_result(self, annotation: Any) -> dict[str, Any]:
+        """A response model's schema: pydantic's serialization schema (aliases as written)."""
+        if not is_structured(annotation) or "pydantic" not in sys.modules:
+            return self.of(annotation)
+        from pydantic import TypeAdapter
+
+        try:
+            schema = TypeAdapter(annotation).json_schema(
+                mode="serialization", ref_template=_REF.replace("{name}", "{model}"))
+        except Exception:  # a type pydantic cannot describe
+            return {}
+        defs = schema.pop("$defs", {})
+        for name, definition in defs.items():
+            self.components.setdefault(name, definition)
+        if isinstance(annotation, type) and "title" in schema:
+            name = annotation.__name__
+            if self.components.get(name, schema) != schema:
+                name = f"{name}-Output"  # the input (validation) schema differs, as FastAPI names it
+            self.components[name] = schema
+            return {"$ref": _REF.format(name=name)}
         return schema
 
 
@@ -186,15 +210,18 @@ def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
 
 
 def _responses(schemas: _Schemas, handler: Handler) -> dict[str, Any]:
-    try:
-        hints = typing.get_type_hints(handler.func)
-    except Exception:
-        hints = {}
-    returned = hints.get("return", inspect.Parameter.empty)
+    plan = handler.result
+    returned = plan.annotation
     success: dict[str, Any] = {"description": "Successful response"}
-    if returned is bytes:
+    if plan.is_stream:
+        item = schemas.of_result(plan.item_model) if plan.item_model is not None else {}
+        # `itemSchema` (FastAPI's name for it) is OpenAPI 3.2: an extension key in this 3.1 document.
+        success["content"] = {"application/jsonl": {"x-itemSchema": item}, "text/event-stream": {}}
+    elif returned is bytes:
         success["content"] = {"application/octet-stream": {}}
-    elif returned is not inspect.Parameter.empty and not handler.is_async_gen:
+    elif plan.model is not None:
+        success["content"] = {"application/json": {"schema": schemas.of_result(plan.model)}}
+    elif returned is not None and not is_response_type(returned):
         success["content"] = {"application/json": {"schema": schemas.of(returned)}}
     error = {"application/json": {"schema": {"$ref": _REF.format(name="Error")}}}
     responses: dict[str, Any] = {"200": success}

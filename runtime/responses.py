@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import decimal
-import enum
 import inspect
-import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import msgspec
-import orjson
 from starlette.responses import Response, StreamingResponse
 
+from .encoding import encode
+from .response_models import ResultPlan
 from .types import Scope
-
-# Dataclasses go through `_default`: orjson reads `__dict__`, which misses fields that were
-# decoded with their class-level default.
-# OPT_UTC_Z writes UTC as `Z`, as pydantic does in the reference.
-_OPTIONS = (
-    orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
-)
-
 
 _JSON_TYPE = (b"content-type", b"application/json")
 
@@ -43,9 +31,19 @@ class JSONResponse(Response):
         if headers is not None or media_type is not None or background is not None or not _has_body(status_code):
             super().__init__(content, status_code, headers, media_type, background)
             return
+        self._plain(encode_json(content), status_code)
+
+    @classmethod
+    def encoded(cls, body: bytes) -> "JSONResponse":
+        """A 200 whose JSON body is already encoded."""
+        response = cls.__new__(cls)
+        response._plain(body, 200)
+        return response
+
+    def _plain(self, body: bytes, status_code: int) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = body = encode_json(content)
+        self.body = body
         self.raw_headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
 
     def render(self, content: Any) -> bytes:
@@ -56,45 +54,29 @@ def _has_body(status: int) -> bool:
     return status >= 200 and status not in (204, 304)
 
 
-def _default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-    if isinstance(value, msgspec.Struct):
-        return msgspec.to_builtins(value)
-    dump = getattr(value, "model_dump", None)  # pydantic v2 models
-    if callable(dump):
-        return dump(mode="json")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, (pathlib.PurePath,)):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays orjson does not take natively
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+encode_json = encode
 
 
-def encode_json(content: Any) -> bytes:
-    return orjson.dumps(content, default=_default, option=_OPTIONS)
-
-
-def to_response(result: Any, scope: Scope, run_sync_iter: Any) -> Response:
+def to_response(result: Any, scope: Scope, run_sync_iter: Any, plan: ResultPlan) -> Response:
     """The response for a handler's return value (`scope` gives the Accept header for streams)."""
     if type(result) is dict:  # the common case first
-        return JSONResponse(result)
+        return JSONResponse.encoded(plan.render(result))
     if isinstance(result, Response):
         return result
-    if isinstance(result, (bytes, bytearray, memoryview)):
-        return Response(bytes(result), media_type="application/octet-stream")
     if inspect.isasyncgen(result) or inspect.isgenerator(result):
-        return stream_response(result, _accept(scope), run_sync_iter)
-    return JSONResponse(result)
+        return stream_response(result, _accept(scope), run_sync_iter, plan.render_item)
+    if type(result) is bytes and not _is_utf8(result):
+        # jsonable_encoder would fail on it (a 500): send the bytes as they are instead.
+        return Response(result, media_type="application/octet-stream")
+    return JSONResponse.encoded(plan.render(result))
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _accept(scope: Scope) -> str:
@@ -104,8 +86,15 @@ def _accept(scope: Scope) -> str:
     return ""
 
 
-def stream_response(items: Any, accept: str, run_sync_iter: Any) -> StreamingResponse:
-    """Stream a generator: Server-Sent Events when the client asks for them, else NDJSON."""
+def wants_events(scope: Scope) -> bool:
+    """Whether the client asked for Server-Sent Events."""
+    return "text/event-stream" in _accept(scope)
+
+
+def stream_response(
+    items: Any, accept: str, run_sync_iter: Any, render: Callable[[Any], bytes] = encode,
+) -> StreamingResponse:
+    """Stream a generator: Server-Sent Events when the client asks for them, else JSON lines."""
     sse = "text/event-stream" in accept
     source: AsyncIterator[Any] = items if inspect.isasyncgen(items) else run_sync_iter(items)
 
@@ -113,34 +102,28 @@ def stream_response(items: Any, accept: str, run_sync_iter: Any) -> StreamingRes
         try:
             async for item in source:
                 if sse:
-                    yield _sse_frame(item)
+                    yield _sse_frame(item, render)
                 else:
-                    yield _ndjson_line(item)
+                    yield render(item) + b"\n"
         finally:
             # Stop the user's generator when the client goes away or the stream ends early.
             closer = getattr(source, "aclose", None)
             if closer is not None:
                 await closer()
 
-    media = "text/event-stream" if sse else "application/x-ndjson"
+    media = "text/event-stream" if sse else "application/jsonl"
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} if sse else None
     return StreamingResponse(frames(), media_type=media, headers=headers)
 
 
-def _sse_frame(item: Any) -> bytes:
+def _sse_frame(item: Any, render: Callable[[Any], bytes]) -> bytes:
     if isinstance(item, (bytes, bytearray)):
         data = bytes(item)
     elif isinstance(item, str):
         data = item.encode()
     else:
-        data = encode_json(item)
+        data = render(item)
     return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
-
-
-def _ndjson_line(item: Any) -> bytes:
-    if isinstance(item, (bytes, bytearray)):
-        return bytes(item)
-    return encode_json(item) + b"\n"
 
 
 def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse:

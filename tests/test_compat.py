@@ -6,8 +6,9 @@ tests/apps/record_reference.py). Every case is sent over TCP to our runtime, one
 resource, and its answer is compared with the reference's:
 
 - the status, always;
-- 2xx: the JSON body, except the keys a case lists in `vary` (per-call values such as timestamps),
-  which need only be present with a value of the same JSON type;
+- 2xx: the media type of `Content-Type`; the JSON body, except the keys a case lists in `vary`
+  (per-call values such as timestamps), which need only be present with a value of the same JSON
+  type; a stream of JSON lines value by value (the spacing inside a line is not compared);
 - 422: the error's `loc` and `type` when the reference reports one error; when it reports several,
   our single (first) error's `loc` must be one of the reference's;
 - 404/405: the body (and for 405, an `Allow` header naming at least the reference's methods);
@@ -15,7 +16,7 @@ resource, and its answer is compared with the reference's:
 - other statuses (e.g. a redirect): the status only.
 
 A case with `"deviation": "reason"` is a known, deliberate difference: its `expect` (status, and
-`json` or `errors`) is asserted instead of the reference's answer.
+`json`, `jsonl`, `text`, `content_type` or `errors`) is asserted instead of the reference's answer.
 
 COMPAT_TARGET=reference runs the same suite against the reference server itself (a check of the
 harness and of the recorded answers; deviation cases then compare with the recorded answer too).
@@ -150,9 +151,13 @@ def _check_against_reference(case: dict[str, Any], answer: dict[str, Any], respo
     status = answer["status"]
     assert response.status_code == status, f"status differs{why}"
     if 200 <= status < 300:
+        if "content_type" in answer:
+            _check_media_type(response, answer["content_type"], why)
         if "json" in answer:
             assert "json" in response.headers.get("content-type", ""), f"not JSON{why}"
             assert _same_json(response.json(), answer["json"], case.get("vary", [])), f"body differs{why}"
+        elif "jsonl" in answer:
+            assert reference.json_lines(response.text) == answer["jsonl"], f"JSON lines differ{why}"
         else:
             assert response.text == answer["text"], f"body differs{why}"
     elif status == 422:
@@ -170,12 +175,23 @@ def _check_against_reference(case: dict[str, Any], answer: dict[str, Any], respo
         _check_500(response, why)
 
 
+def _check_media_type(response: httpx.Response, content_type: str, why: str) -> None:
+    ours = reference.media_type(response.headers.get("content-type"))
+    assert ours == reference.media_type(content_type), f"content type differs{why}"
+
+
 def _check_expect(case: dict[str, Any], response: httpx.Response) -> None:
     expect = case["expect"]
     why = _describe(case, response, expect) + f"\ndeviation: {case['deviation']}"
     assert response.status_code == expect["status"], f"status differs from the documented behaviour{why}"
+    if "content_type" in expect:
+        _check_media_type(response, expect["content_type"], why)
     if "json" in expect:
         assert _same_json(response.json(), expect["json"], case.get("vary", [])), f"body differs{why}"
+    if "jsonl" in expect:
+        assert reference.json_lines(response.text) == expect["jsonl"], f"JSON lines differ{why}"
+    if "text" in expect:
+        assert response.text == expect["text"], f"body differs{why}"
     if "errors" in expect:
         _check_errors(_errors(response), expect["errors"], why)
     if expect["status"] == 500:

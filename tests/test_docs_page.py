@@ -499,7 +499,7 @@ def same_shape(shown: str, expected: httpx.Response) -> bool:
     media = expected.headers.get("content-type", "")
     if not expected.content:
         return shown == "(empty body)"
-    if media.startswith("application/json"):
+    if media.startswith("application/json") and not media.startswith("application/jsonl"):
         page, direct = json.loads(shown), expected.json()
         return page.keys() == direct.keys() if isinstance(direct, dict) else type(page) is type(direct)
     if media.startswith("text/") or "json" in media:

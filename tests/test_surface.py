@@ -36,9 +36,9 @@ def test_sse_arrives_incrementally(worker):
     assert first_at is not None and first_at < total - 0.8
 
 
-def test_ndjson_without_sse_accept(worker):
+def test_json_lines_without_sse_accept(worker):
     with httpx.stream("GET", worker.url + "/stream", params={"count": 3, "delay": 0.3}, timeout=10) as response:
-        assert response.headers["content-type"].startswith("application/x-ndjson")
+        assert response.headers["content-type"].startswith("application/jsonl")
         start = time.monotonic()
         lines = []
         for line in response.iter_lines():

@@ -27,7 +27,7 @@ ROOT = APPS.parent.parent
 FLASH = ROOT / ".venv" / "bin" / "flash"
 # Files of ours that live next to an app's sources but are not part of the app.
 FIXTURE_FILES = {"flash_manifest.json", "cases.json", "reference.json", "artifact.tar.gz"}
-DEFAULT_APPS = ("kinds", "multi", "markers", "coercion")  # demo's manifest is the shared flash-demo fixture's
+DEFAULT_APPS = ("kinds", "multi", "markers", "coercion", "responses")  # demo's manifest is the shared flash-demo fixture's
 ARTIFACT_LIMIT = 200 * 1024
 
 

@@ -30,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import httpx
 
 APPS = Path(__file__).resolve().parent
 ROOT = APPS.parent.parent
-ALL_APPS = ("demo", "kinds", "multi", "markers", "coercion")
+ALL_APPS = ("demo", "kinds", "multi", "markers", "coercion", "responses")
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -99,11 +100,26 @@ def summarize(response: httpx.Response) -> dict[str, Any]:
         out["content_type"] = content_type
     if "allow" in response.headers:
         out["allow"] = response.headers["allow"]
-    if content_type and "json" in content_type and response.content:
+    if content_type and is_json_lines(content_type):
+        out["jsonl"] = json_lines(response.text)
+    elif content_type and "json" in content_type and response.content:
         out["json"] = response.json()
     else:
         out["text"] = response.text[:500]
     return out
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def is_json_lines(content_type: str | None) -> bool:
+    """A stream of JSON values, one a line (the reference's generator answers)."""
+    return media_type(content_type) in ("application/jsonl", "application/x-ndjson")
+
+
+def json_lines(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 # --- the reference app ------------------------------------------------------------------------
@@ -184,16 +200,21 @@ class ReferenceServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody reads the server's output while it runs, and once a pipe's
+        # buffer is full (a few tracebacks of failing handlers) the server blocks writing its log.
+        self.output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "serve", app, "--resource", resource,
              "--port", str(self.port)],
-            env=reference_env(resource), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env=reference_env(resource), stdout=self.output, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60.0) -> "ReferenceServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"reference exited {self.proc.returncode}:\n{self.proc.stdout.read()}")
+                self.output.seek(0)
+                output = self.output.read().decode(errors="replace")
+                raise RuntimeError(f"reference exited {self.proc.returncode}:\n{output}")
             try:
                 if httpx.get(self.url + "/ping", timeout=2.0).status_code == 200:
                     return self
@@ -211,8 +232,7 @@ class ReferenceServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.output.close()
 
 
 # --- recording --------------------------------------------------------------------------------
