@@ -59,7 +59,8 @@ def exit_by(deadline: float, status: int) -> None:
 
 
 def wire_limits(settings: Settings) -> WireLimits:
-    return WireLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout, settings.max_body_bytes)
+    return WireLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout, settings.max_body_bytes,
+                      settings.body_timeout)
 
 
 def bind_address(host: str, port: int) -> str:

@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_header_bytes: int = 32768
     max_headers: int = 100
     header_timeout: float = 30.0
+    body_timeout: float = 60.0
 
     enable_execute: bool = False
     fast_cpuinfo: bool = True
@@ -141,6 +142,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_header_bytes=reader.number("FLASH_MAX_HEADER_BYTES", 32768, int, _positive),
             max_headers=reader.number("FLASH_MAX_HEADERS", 100, int, _positive),
             header_timeout=reader.number("FLASH_HEADER_TIMEOUT", 30.0, float, _positive),
+            body_timeout=reader.number("FLASH_BODY_TIMEOUT", 60.0, float, _positive),
             enable_execute=reader.flag("FLASH_ENABLE_EXECUTE", False),
             fast_cpuinfo=reader.flag("FLASH_FAST_CPUINFO", True),
             openapi=reader.flag("FLASH_OPENAPI", True),

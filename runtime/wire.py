@@ -6,6 +6,8 @@ less strictly than a backend behind a proxy should:
 - request heads: a cap on their total size and header count under both servers (Hypercorn caps a
   head only when it spans several reads; httptools never does, and buffers a header streamed
   without end), and a deadline for a connection to send a complete head;
+- request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed (a
+  chunked body with bare-LF chunk lines left Hypercorn waiting for a CRLF forever);
 - Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
   it, and the requests inside reach the app without the proxy's forwarding headers) and the
   HTTP/2 preface was answered in HTTP/2: the upgrade is ignored (the request is served over
@@ -38,6 +40,7 @@ class WireLimits:
     max_headers: int
     head_timeout: float
     max_body_bytes: int
+    body_timeout: float = 60.0
 
 
 def refusal(status: int, detail: str, **extra: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -84,6 +87,7 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
             super().__init__(*args, **kwargs)
             self._refused = False
             self._head_timer: asyncio.TimerHandle | None = None
+            self._body_timer: asyncio.TimerHandle | None = None
 
         async def handle(self, event: Any) -> None:
             from hypercorn.events import Closed, RawData
@@ -93,7 +97,29 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
                 self._head_timer = loop.call_later(limits.head_timeout, self._head_too_slow)
             elif isinstance(event, Closed):
                 self._cancel_head_timer()
+                self._cancel_body_timer()
             await super().handle(event)
+            if isinstance(event, RawData):
+                self._watch_body()
+
+        def _watch_body(self) -> None:
+            """(Re)start the stall deadline while a body is still arriving; only a body that did not
+            come with its head ever arms it."""
+            self._cancel_body_timer()
+            if self.connection.their_state is h11.SEND_BODY and not self._refused:
+                self._body_timer = asyncio.get_running_loop().call_later(limits.body_timeout, self._body_stalled)
+
+        def _cancel_body_timer(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _body_stalled(self) -> None:
+            from hypercorn.events import Closed
+
+            self._body_timer = None
+            if self.connection.their_state is h11.SEND_BODY:
+                self.task_group.spawn(self.send, Closed())
 
         def _cancel_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -171,6 +197,8 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self._head_bytes = 0
             self._head_timer: asyncio.TimerHandle | None = None
             self._refused = False
+            self._in_body = False  # the head is in, the body is still arriving
+            self._body_timer: asyncio.TimerHandle | None = None
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
@@ -183,9 +211,20 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             # httptools buffers a head without bound: refuse once it outgrows the cap unfinished.
             if self._in_head and not self._refused and self._head_bytes > limits.max_header_bytes + HEAD_SLACK:
                 self._refuse(431, f"Request headers exceed {limits.max_header_bytes} bytes")
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+            if self._in_body and not self._refused:
+                self._body_timer = self.loop.call_later(limits.body_timeout, self._body_stalled)
+
+        def _body_stalled(self) -> None:
+            self._body_timer = None
+            if self._in_body:
+                self.transport.close()
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            self._in_body = True
             self._cancel_head_timer()
             problem = head_problem(self.headers, limits)
             if problem is not None:
@@ -198,6 +237,7 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self._in_body = False
             if not self._refused:
                 super().on_message_complete()
 
@@ -208,6 +248,8 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
+            if self._body_timer is not None:
+                self._body_timer.cancel()
             super().connection_lost(exc)
 
         def _cancel_head_timer(self) -> None:

@@ -18,7 +18,8 @@ SERVERS = ["hypercorn", "uvicorn"]
 
 @pytest.fixture(scope="module", params=SERVERS)
 def worker(request):
-    env = {"FLASH_SERVER": request.param, "FLASH_HEADER_TIMEOUT": "1", "FLASH_MAX_BODY_BYTES": "1048576",
+    env = {"FLASH_SERVER": request.param, "FLASH_HEADER_TIMEOUT": "1", "FLASH_BODY_TIMEOUT": "1",
+           "FLASH_MAX_BODY_BYTES": "1048576",
            "FLASH_MAX_HEADER_BYTES": "16384", "FLASH_MAX_HEADERS": "50"}
     with Worker(CORE_APP, env=env) as started:
         yield started.wait_ready()
@@ -116,5 +117,34 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_head_deadline(worker):
             except TimeoutError:
                 pass
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("data", [
+    b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"y\": 1",
+    b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    b"7\n{\"y\":1}\n0\n\n",  # bare-LF chunk lines: Hypercorn waited for a CRLF forever
+], ids=["stalled", "bare-LF-chunks"])
+def test_a_body_that_stops_arriving_ends_the_connection(worker, data):
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.settimeout(15)
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        assert time.monotonic() - started < 12  # FLASH_BODY_TIMEOUT (1 s), not forever
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+
+
+def test_a_slow_but_steady_body_is_served(worker):
+    body = b'{"y": 5}'
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
+        sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        for index in range(len(body)):  # a byte every 0.3 s: 2.4 s in all, over FLASH_BODY_TIMEOUT (1 s)
+            time.sleep(0.3)
+            sock.sendall(body[index:index + 1])
         sock.settimeout(10)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
