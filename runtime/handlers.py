@@ -20,7 +20,7 @@ from .deadlines import DeadlineExceeded, Deadlines
 from .limits import Limiter, Overloaded
 from .manifest import Route
 from .response_models import ResponseValidationError, ResultPlan
-from .responses import internal_error_response, iterate_sync, to_response, wants_events
+from .responses import GuardedStream, internal_error_response, iterate_sync, to_response, wants_events
 from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.handler")
@@ -122,7 +122,10 @@ class Handler:
         except BaseException:
             self.limiter.release()
             raise
-        if isinstance(response, StreamingResponse):
+        if type(response) in (StreamingResponse, GuardedStream):
+            response = response if isinstance(response, GuardedStream) else GuardedStream.adopt(response)
+            response.on_close = self.limiter.release
+        elif isinstance(response, StreamingResponse):  # a subclass with its own sending (sse-starlette)
             response.body_iterator = self._release_after(response.body_iterator)
         else:
             self.limiter.release()

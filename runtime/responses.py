@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -105,6 +107,9 @@ def stream_response(
                     yield _sse_frame(item, render)
                 else:
                     yield render(item) + b"\n"
+                # A generator that never awaits, behind a send that does not block, would keep the
+                # loop to itself: /ping, other requests and the disconnect listener must get a turn.
+                await asyncio.sleep(0)
         finally:
             # Stop the user's generator when the client goes away or the stream ends early.
             closer = getattr(source, "aclose", None)
@@ -113,7 +118,49 @@ def stream_response(
 
     media = "text/event-stream" if sse else "application/jsonl"
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} if sse else None
-    return StreamingResponse(frames(), media_type=media, headers=headers)
+    return GuardedStream(frames(), media_type=media, headers=headers)
+
+
+class GuardedStream(StreamingResponse):
+    """A stream that stops when its client leaves, under either server, and calls `on_close`
+    however it ends, even when it never started.
+
+    Starlette listens for the client's disconnect only for ASGI servers older than spec 2.4 and
+    otherwise relies on `send` raising once the client is gone, which Hypercorn's does not: a fast
+    generator then ran to its end (or forever) with nobody reading, starving the event loop. And a
+    slot released by the body iterator's own `finally` leaked when the client left before the
+    first chunk, since the iterator never started.
+    """
+
+    on_close: Callable[[], None] | None = None
+
+    @classmethod
+    def adopt(cls, response: StreamingResponse) -> GuardedStream:
+        """The same response (status, headers, body, background task) as a guarded stream."""
+        guarded = cls.__new__(cls)
+        guarded.__dict__.update(response.__dict__)
+        return guarded
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        streaming = asyncio.ensure_future(self.stream_response(send))
+        listening = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({streaming, listening}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, listening):
+                task.cancel()
+            await asyncio.gather(streaming, listening, return_exceptions=True)
+            closer = getattr(self.body_iterator, "aclose", None)
+            try:
+                if closer is not None:
+                    await closer()  # runs the generator's `finally` if it started: the user's closes
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
+        if not streaming.cancelled() and streaming.exception() is not None:
+            raise streaming.exception()  # type: ignore[misc]
+        if self.background is not None:
+            await self.background()
 
 
 def _sse_frame(item: Any, render: Callable[[Any], bytes]) -> bytes:
