@@ -1,5 +1,5 @@
 # Images: included by the Makefile. Build from the repository root with docker (when its engine
-# answers) or podman, e.g. `make image-cpu PYTHON=3.13`. Names and tags map one to one onto the
+# answers) or podman, e.g. `make image-cpu IMAGE_PYTHON=3.13`. Names and tags map one to one onto the
 # reference's (runpod/flash-lb-cpu:py3.12-latest -> flash-lb-cpu:py3.12-latest and
 # flash-lb-cpu:py3.12-<version>; runpod/flash-lb -> flash-lb), the version from pyproject.toml.
 # PYTHON is the Makefile's interpreter for the dev venv; IMAGE_PYTHON is the images' Python.
@@ -16,8 +16,11 @@ CONTAINER_ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; \
 	elif command -v podman >/dev/null 2>&1; then echo podman; fi)
 # podman writes OCI images by default, which drop HEALTHCHECK; the docker format keeps it.
 IMAGE_BUILD_FLAGS ?= $(if $(filter podman,$(CONTAINER_ENGINE)),--format docker)
+# APP_PACKAGES, when given (even empty: `make image-cpu APP_PACKAGES=` builds the lean image),
+# replaces the Dockerfiles' list of packages installed for the apps.
 IMAGE_BUILD_ARGS = --build-arg PYTHON=$(IMAGE_PYTHON) --build-arg VERSION=$(IMAGE_VERSION) \
-	--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE)
+	--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE) \
+	$(if $(filter undefined,$(origin APP_PACKAGES)),,--build-arg "APP_PACKAGES=$(APP_PACKAGES)")
 DOCKERFILES := images/cpu/Dockerfile images/gpu/Dockerfile images/example/Dockerfile \
 	$(wildcard tests/image/apps/*/Dockerfile) $(wildcard tests/image/standin/*/Dockerfile)
 

@@ -36,6 +36,7 @@ from podman_support import (
     STANDIN_PYTHON,
     Container,
     Podman,
+    app_packages,
     digest,
     free_port,
     port_is_free,
@@ -118,18 +119,22 @@ def pip_for_standin(command: str) -> list[str]:
 @pytest.fixture(scope="session")
 def pip_index() -> Iterator[str]:
     """A PEP 503 index on 127.0.0.1 serving wheels built on the host: the runtime's dependencies,
-    its build backend and the test app's requirements (the image builds the runtime from source)."""
+    its build backend, the packages the images give apps (APP_PACKAGES) and the test app's
+    requirements (the image builds the runtime from source). Downloaded again only when one of
+    those lists changes."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     # The runtime with its uvicorn extra and build backend; numpy and pip for the GPU image.
     runtime_wants = [*project["project"]["dependencies"], *project["project"]["optional-dependencies"]["uvicorn"],
                      *project["build-system"]["requires"], "numpy", "pip"]
+    app_wants = app_packages()
     requirements = APPS / "pinned-starlette" / "requirements.txt"
     wheels = CACHE / "wheels"
-    stamp = wheels / f".built-{digest(json.dumps(runtime_wants), requirements.read_bytes())}"
+    stamp = wheels / f".built-{digest(json.dumps([runtime_wants, app_wants]), requirements.read_bytes())}"
     if not stamp.exists():
         wheels.mkdir(parents=True, exist_ok=True)
-        # Two resolutions: the app's pins conflict with the runtime's requirements on purpose.
-        for wanted in (runtime_wants, ["-r", str(requirements)]):
+        # Three resolutions, as the image has three environments: the runtime's, the app's with
+        # APP_PACKAGES, and the pinned app's, whose pins conflict with the runtime's on purpose.
+        for wanted in (runtime_wants, app_wants, ["-r", str(requirements)]):
             subprocess.run([*pip_for_standin("download"), "--dest", str(wheels), *wanted], check=True, timeout=600)
         stamp.touch()
     with tempfile.TemporaryDirectory(prefix="flash-index-") as tmp:
@@ -170,6 +175,16 @@ def cpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
     tag = f"localhost/flash-lb-cpu:py{STANDIN_PYTHON}-standin"
     podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
                  build_args=build_args(standin_base, pip_index), keep_stage="runtime")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def cpu_image_lean(podman: Podman, standin_base: str, pip_index: str, cpu_image: str) -> str:
+    """The CPU image with APP_PACKAGES empty: no packages for the app but its artifact's. Built
+    after cpu_image, whose layers up to the app's environment it shares."""
+    tag = f"localhost/flash-lb-cpu:py{STANDIN_PYTHON}-standin-lean"
+    podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
+                 build_args={**build_args(standin_base, pip_index), "APP_PACKAGES": ""})
     return tag
 
 
@@ -215,6 +230,13 @@ def lb_artifact() -> Path:
 @pytest.fixture(scope="session")
 def gpu_artifact() -> Path:
     return flash_build("gpu_app")
+
+
+@pytest.fixture(scope="session")
+def pyproject_artifact() -> Path:
+    """tests/image/apps/pyproject_app: an empty requirements.txt, so the artifact carries the
+    runpod_flash source and none of its dependencies."""
+    return flash_build("pyproject_app")
 
 
 def build_example(podman: Podman, base: str, artifact: Path, tag: str, build_args: dict[str, str]) -> str:

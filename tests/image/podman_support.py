@@ -56,6 +56,15 @@ cgroup_manager = "cgroupfs"
 """
 
 
+def app_packages(dockerfile: Path | None = None) -> list[str]:
+    """The default of the Dockerfile's APP_PACKAGES argument (the CPU image's unless told): what
+    the image installs into the app's environment, one requirement a word."""
+    text = (dockerfile or ROOT / "images" / "cpu" / "Dockerfile").read_text()
+    found = re.findall(r'^ARG APP_PACKAGES="([^"]*)"$', text, flags=re.MULTILINE)
+    assert len(found) == 1, f"{dockerfile}: one ARG APP_PACKAGES=\"...\" expected, found {found}"
+    return found[0].split()
+
+
 def port_is_free(port: int) -> bool:
     """Whether a server can listen on 127.0.0.1:`port` (a past run's TIME_WAIT sockets do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -12,6 +12,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -20,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
-from podman_support import APPS, CACHE, IMAGE_SOURCE, ROOT, STANDIN_PYTHON, Container, Podman, revision
+from podman_support import (APPS, CACHE, IMAGE_SOURCE, ROOT, STANDIN_PYTHON, Container, Podman, app_packages,
+                            revision)
 
 pytestmark = pytest.mark.skipif(os.environ.get("FLASH_IMAGE_TEST") != "1",
                                 reason="image test: run `make test-image`")
@@ -173,6 +175,15 @@ def test_tags_map_onto_the_reference_names() -> None:
                                  capture_output=True, text=True, check=True).stdout
         assert f"-t {name}:py3.13-{version} -t {name}:py3.13-latest" in printed
         assert "--build-arg PYTHON=3.13" in printed and "PYTHON_VERSION" not in printed
+        assert "APP_PACKAGES" not in printed  # the Dockerfile's list unless one is given
+        lean = subprocess.run(["make", "-n", target, "APP_PACKAGES=", "CONTAINER_ENGINE=podman"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+        assert '--build-arg "APP_PACKAGES="' in lean
+    # `make help` names the variable the image targets take.
+    printed = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    image_lines = [line for line in printed.splitlines() if "make image-" in line]
+    assert len(image_lines) == 2 and all("IMAGE_PYTHON" in line for line in image_lines), image_lines
+    assert "PYTHON_VERSION" not in printed
 
 
 def test_runtime_python_matches_the_build_argument(podman: Podman, cpu_image: str) -> None:
@@ -354,6 +365,95 @@ def test_platform_start_with_the_artifact_appearing_late(cpu_image: str, lb_arti
         assert_sigterm_drains(container)
 
 
+# The packages the reference's image gives every app (APP_PACKAGES)
+
+APP_SITE = f"/opt/app/lib/python{STANDIN_PYTHON}/site-packages/"
+PYPROJECT_ENV = {**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "pyproject_worker", "FLASH_MODULE_PATH": "pyproject_worker"}
+
+
+def test_app_packages_are_the_reference_workers_dependencies() -> None:
+    # The reference's worker (runpod-workers/flash, pyproject.toml) depends on these, installed in
+    # the interpreter that runs the app; runpod-flash at the version the project pins elsewhere.
+    cpu = app_packages()
+    assert cpu == app_packages(ROOT / "images" / "gpu" / "Dockerfile")
+    names = [package.split("=")[0].split(">")[0].split("[")[0] for package in cpu]
+    assert names == ["runpod-flash", "aiohttp", "cloudpickle", "pydantic", "requests", "runpod", "hf_transfer",
+                     "huggingface_hub", "fastapi", "uvicorn"]
+    assert "uvicorn[standard]>=0.34.0" in cpu
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert "runpod-flash==1.21.0" in pins and "runpod-flash==1.21.0" in cpu
+
+
+def test_pyproject_app_finds_the_reference_packages(pyproject_artifact: Path, cpu_image: str,
+                                                    run_container) -> None:
+    """An app whose requirements.txt is empty (its dependencies in pyproject.toml, which flash
+    build does not read): its artifact has runpod_flash's source but not its dependencies, nor
+    requests or huggingface_hub, which its routes import. Served the platform's way."""
+    with tarfile.open(pyproject_artifact) as archive:
+        tops = {name.removeprefix("./").split("/")[0] for name in archive.getnames()}
+    assert "runpod_flash" in tops
+    assert not tops & {"dotenv", "pydantic", "requests", "huggingface_hub", "fastapi", "runpod"}, tops
+
+    container = run_container(cpu_image, env=PYPROJECT_ENV, port=80,
+                              volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",))
+    assert watch_ping(container) == [204, 200]
+    response = httpx.get(container.url + "/modules", timeout=10)
+    assert response.status_code == 200, response.text
+    found = response.json()
+    # The artifact's own copy of runpod_flash wins (the app's folder is first on sys.path); what
+    # it lacks comes from the image's app environment.
+    assert found["runpod_flash"] == "/app/runpod_flash/__init__.py"
+    for name in ("dotenv", "pydantic", "requests", "huggingface_hub"):
+        assert found[name].startswith(APP_SITE + name + "/"), (name, found[name])
+    response = httpx.post(container.url + "/repo-url", json={"repo_id": "org/model", "filename": "config.json"},
+                          timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"url": "https://huggingface.co/org/model/resolve/main/config.json",
+                               "prepared": "https://huggingface.co/org/model/resolve/main/config.json?download=true"}
+    assert_worker_runs_as_flash_user(container)
+
+
+def test_pyproject_app_fails_on_the_lean_image(pyproject_artifact: Path, cpu_image_lean: str,
+                                               run_container) -> None:
+    # APP_PACKAGES="" opts out: the same artifact cannot import runpod_flash's dependencies there.
+    container = run_container(cpu_image_lean, env=PYPROJECT_ENV, port=80,
+                              volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",))
+    assert container.exit_code(timeout=120) != 0
+    errors = [r for r in container.logs() if r.get("event") == "startup error"]
+    # runpod_flash's first import it cannot find (its endpoint module imports pydantic).
+    assert errors and "No module named 'pydantic'" in errors[0]["error"], container.log_text()
+
+
+def test_app_packages_in_the_images(podman: Podman, cpu_image: str, cpu_image_lean: str, gpu_image: str) -> None:
+    script = ("import importlib.util as u\n"
+              "for name in ('runpod_flash', 'dotenv', 'runpod', 'fastapi', 'aiohttp', 'cloudpickle', 'requests',\n"
+              "             'hf_transfer', 'huggingface_hub', 'uvicorn', 'uvloop', 'torch', 'numpy'):\n"
+              "    spec = u.find_spec(name)\n"
+              "    print(name, spec.origin if spec else None)\n")
+    for image in (cpu_image, gpu_image):
+        origins = dict(line.split() for line in podman.output(image, "/opt/app/bin/python", "-c", script).splitlines())
+        for name in ("runpod_flash", "dotenv", "runpod", "fastapi", "aiohttp", "cloudpickle", "requests",
+                     "hf_transfer", "huggingface_hub", "uvicorn", "uvloop"):
+            assert origins[name].startswith(APP_SITE), (image, name, origins[name])
+        if image == gpu_image:  # torch and numpy stay the base's
+            base_site = f"/usr/local/lib/python{STANDIN_PYTHON}/dist-packages/"
+            assert origins["torch"].startswith(base_site) and origins["numpy"].startswith(base_site), origins
+        versions = podman.output(image, "/opt/app/bin/python", "-c",
+                                 "from importlib.metadata import version; print(version('runpod-flash'))")
+        assert versions.strip() == "1.21.0"
+    # pip resolved them together: no broken requirement among the app's packages (on the CPU image,
+    # whose app environment sees no other site-packages).
+    check = podman.run("run", "--rm", "--network", "none", "--no-healthcheck", "--entrypoint", "/opt/app/bin/pip",
+                       cpu_image, "check", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    lean = podman.output(cpu_image_lean, "/opt/app/bin/python", "-c", script)
+    assert "runpod_flash None" in lean and "requests None" in lean
+    # The runtime's own environment is untouched by them.
+    isolated = podman.output(cpu_image, RUNTIME_PYTHON, "-c",
+                             "import importlib.util as u; print(u.find_spec('runpod_flash'), u.find_spec('requests'))")
+    assert isolated.split() == ["None", "None"]
+
+
 # The GPU image: torch and numpy from the base, for a flash-built GPU app
 
 
@@ -395,15 +495,23 @@ def test_gpu_app_imports_torch_and_numpy_from_the_base(gpu_image: str, gpu_artif
     assert_worker_runs_as_flash_user(container)
 
 
-def test_image_sizes(podman: Podman, standin_base: str, cpu_image: str) -> None:
-    """Measure the CPU image against its base and the runtime's share of it (printed in -rP)."""
+def test_image_sizes(podman: Podman, standin_base: str, cpu_image: str, cpu_image_lean: str,
+                     gpu_image: str) -> None:
+    """Measure the CPU image against its base, the runtime's share of it and the lean image
+    (APP_PACKAGES empty), and the GPU image's app environment (printed in -rP)."""
     base = podman.inspect(standin_base)["Size"]
     image = podman.inspect(cpu_image)["Size"]
+    lean = podman.inspect(cpu_image_lean)["Size"]
     paths = ["/opt/flash/venv", "/opt/flash", "/opt/app", "/usr/bin/tini"]
     kib = {path: int(podman.output(cpu_image, "du", "-sk", path).split()[0]) for path in paths}
+    lean_app_kib = int(podman.output(cpu_image_lean, "du", "-sk", "/opt/app").split()[0])
+    gpu_app_kib = int(podman.output(gpu_image, "du", "-sk", "/opt/app").split()[0])
     report = {"base_mb": base / 1e6, "image_mb": image / 1e6, "added_mb": (image - base) / 1e6,
-              **{f"{path}_mb": size * 1024 / 1e6 for path, size in kib.items()}}
+              "lean_image_mb": lean / 1e6, "lean_added_mb": (lean - base) / 1e6,
+              **{f"{path}_mb": size * 1024 / 1e6 for path, size in kib.items()},
+              "lean_/opt/app_mb": lean_app_kib * 1024 / 1e6, "gpu_/opt/app_mb": gpu_app_kib * 1024 / 1e6}
     print("image sizes:", json.dumps({key: round(value, 2) for key, value in report.items()}))
-    assert base < image
+    assert base < lean < image
     assert kib["/opt/flash/venv"] < kib["/opt/flash"]
     assert kib["/opt/flash"] * 1024 < image - base
+    assert lean_app_kib < kib["/opt/app"]
