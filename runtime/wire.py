@@ -43,6 +43,32 @@ class WireLimits:
     body_timeout: float = 60.0
 
 
+class _Deadline:
+    """One pending deadline on the running loop: `start` (re)arms it, `cancel` disarms it."""
+
+    def __init__(self, seconds: float, expire: Any):
+        self.seconds = seconds
+        self.expire = expire
+        self.handle: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self.handle is not None
+
+    def start(self) -> None:
+        self.cancel()
+        self.handle = asyncio.get_running_loop().call_later(self.seconds, self._fire)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.expire()
+
+
 def refusal(status: int, detail: str, **extra: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The headers and JSON body of an answer given before the app sees the request."""
     body = orjson.dumps({"detail": detail, **extra})
@@ -86,55 +112,35 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._refused = False
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._body_timer: asyncio.TimerHandle | None = None
+            self._head = _Deadline(limits.head_timeout, lambda: self._close_while(h11.IDLE))
+            self._body = _Deadline(limits.body_timeout, lambda: self._close_while(h11.SEND_BODY))
 
         async def handle(self, event: Any) -> None:
             from hypercorn.events import Closed, RawData
 
-            if isinstance(event, RawData) and self._head_timer is None and self.connection.their_state is h11.IDLE:
-                loop = asyncio.get_running_loop()
-                self._head_timer = loop.call_later(limits.head_timeout, self._head_too_slow)
+            if isinstance(event, RawData) and not self._head.armed and self.connection.their_state is h11.IDLE:
+                self._head.start()
             elif isinstance(event, Closed):
-                self._cancel_head_timer()
-                self._cancel_body_timer()
+                self._head.cancel()
+                self._body.cancel()
             await super().handle(event)
             if isinstance(event, RawData):
-                self._watch_body()
+                # The stall deadline runs while a body is still arriving: only a body that did not
+                # come with its head ever arms it.
+                if self.connection.their_state is h11.SEND_BODY and not self._refused:
+                    self._body.start()
+                else:
+                    self._body.cancel()
 
-        def _watch_body(self) -> None:
-            """(Re)start the stall deadline while a body is still arriving; only a body that did not
-            come with its head ever arms it."""
-            self._cancel_body_timer()
-            if self.connection.their_state is h11.SEND_BODY and not self._refused:
-                self._body_timer = asyncio.get_running_loop().call_later(limits.body_timeout, self._body_stalled)
-
-        def _cancel_body_timer(self) -> None:
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
-
-        def _body_stalled(self) -> None:
+        def _close_while(self, state: Any) -> None:
+            """The client is still where the deadline found it (no complete head, or a body stopped)."""
             from hypercorn.events import Closed
 
-            self._body_timer = None
-            if self.connection.their_state is h11.SEND_BODY:
-                self.task_group.spawn(self.send, Closed())
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_too_slow(self) -> None:
-            from hypercorn.events import Closed
-
-            self._head_timer = None
-            if self.connection.their_state is h11.IDLE:  # still no complete request head
+            if self.connection.their_state is state:
                 self.task_group.spawn(self.send, Closed())
 
         async def _check_protocol(self, event: Any) -> None:
-            self._cancel_head_timer()
+            self._head.cancel()
             problem = _request_problem(event, limits)
             if problem is not None:
                 status, detail, extra = problem
@@ -163,7 +169,7 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
 
         async def _maybe_recycle(self) -> None:
             await super()._maybe_recycle()
-            self._cancel_head_timer()
+            self._head.cancel()
 
     return GuardedH11Protocol
 
@@ -194,38 +200,37 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._in_head = True  # bytes received belong to a request head not yet complete
-            self._head_bytes = 0
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._refused = False
             self._in_body = False  # the head is in, the body is still arriving
-            self._body_timer: asyncio.TimerHandle | None = None
+            self._head_bytes = 0
+            self._refused = False
+            self._head = _Deadline(limits.head_timeout, lambda: self._close_if_still(head=True))
+            self._body = _Deadline(limits.body_timeout, lambda: self._close_if_still(head=False))
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
             if self._in_head:
                 self._head_bytes += len(data)
-                if self._head_timer is None:
-                    self._head_timer = self.loop.call_later(limits.head_timeout, self._head_too_slow)
+                if not self._head.armed:
+                    self._head.start()
             super().data_received(data)
             # httptools buffers a head without bound: refuse once it outgrows the cap unfinished.
             if self._in_head and not self._refused and self._head_bytes > limits.max_header_bytes + HEAD_SLACK:
                 self._refuse(431, f"Request headers exceed {limits.max_header_bytes} bytes")
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
             if self._in_body and not self._refused:
-                self._body_timer = self.loop.call_later(limits.body_timeout, self._body_stalled)
+                self._body.start()  # the body is still arriving: (re)start its stall deadline
+            else:
+                self._body.cancel()
 
-        def _body_stalled(self) -> None:
-            self._body_timer = None
-            if self._in_body:
+        def _close_if_still(self, head: bool) -> None:
+            if (self._in_head if head else self._in_body) and not self._refused:
+                self._refused = True
                 self.transport.close()
 
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._in_body = True
-            self._cancel_head_timer()
+            self._head.cancel()
             problem = head_problem(self.headers, limits)
             if problem is not None:
                 self._refuse(*problem)
@@ -247,25 +252,14 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self._head_bytes = 0
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_timer()
-            if self._body_timer is not None:
-                self._body_timer.cancel()
+            self._head.cancel()
+            self._body.cancel()
             super().connection_lost(exc)
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_too_slow(self) -> None:
-            self._head_timer = None
-            if self._in_head and not self._refused:
-                self._refused = True
-                self.transport.close()
 
         def _refuse(self, status: int, detail: str) -> None:
             self._refused = True
-            self._cancel_head_timer()
+            self._head.cancel()
+            self._body.cancel()
             headers, body = refusal(status, detail)
             reason = HTTPStatus(status).phrase.encode()
             head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)

@@ -27,6 +27,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def json_records(lines: list[str]) -> list[dict]:
+    """The lines that are JSON objects, parsed (a log's other lines skipped)."""
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
 def base_env(module_path: Path | str) -> dict[str, str]:
     """The environment of a test worker: this process's, less any FLASH_/RUNPOD_ setting.
 
@@ -88,15 +101,7 @@ class Worker:
         """The JSON log lines printed so far (other lines skipped)."""
         with self._lines_lock:
             lines = list(self.lines)
-        out = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                out.append(record)
-        return out
+        return json_records(lines)
 
     def wait_log(self, predicate, timeout: float = 10.0) -> dict:
         """The first JSON log line matching `predicate`, waiting for it to be printed and read."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import ENTRYPOINT, ROOT, Worker, clean_env, free_port
+from support import ENTRYPOINT, ROOT, Worker, clean_env, free_port, json_records
 
 from runtime.cli import AppNotFound, app_folder, build_parser, command_environment, find_manifest
 
@@ -37,15 +37,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+    return json_records(text.splitlines())
 
 
 def copy_app(source: Path, target: Path) -> Path:
