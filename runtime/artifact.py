@@ -62,7 +62,7 @@ def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: Un
     try:
         destination.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(destination)
-        staging = Path(_make_staging(destination))
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination))
     except OSError as exc:
         raise StartupError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
     try:
@@ -81,10 +81,6 @@ def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: Un
 
 def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-def _make_staging(destination: Path) -> str:
-    return tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination)
 
 
 def _remove_stale_staging(destination: Path) -> None:

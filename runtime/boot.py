@@ -12,22 +12,22 @@ from typing import IO, Any
 import msgspec
 import structlog
 
-from .app import WorkerApp, build_routed_app
 from . import cpuinfo_probe
+from .app import WorkerApp, build_routed_app
 from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
+from .binding import FormLimits
 from .deadlines import Deadlines
 from .errors import StartupError
 from .execute import Executor
-from .binding import FormLimits
 from .handlers import Handler, SyncPool
-from .import_timer import ImportTimes
 from .health import Health, HealthState
+from .import_timer import ImportTimes
 from .limits import Limiter
 from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
 from .manifest import Manifest, Route, check_module_name, load_manifest, resource_routes, select_resource
 from .metrics import make_metrics
-from .privileges import drop_privileges
+from .privileges import drop_privileges, running_as_root
 from .server import Server, bind_address, exit_by
 from .settings import Settings
 
@@ -112,7 +112,6 @@ def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
     return title, f"built {built} UTC" if built else ""
 
 
-
 def _unpack(settings: Settings, artifact: IO[bytes]) -> None:
     label = f"{settings.artifact_setting}={settings.artifact_path}"
     limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
@@ -140,7 +139,7 @@ def _become_app_user(settings: Settings, artifact: IO[bytes] | None) -> None:
         raise
     if dropped:
         _log.info("dropped privileges", uid=os.getuid(), gid=os.getgid())
-    elif os.geteuid() == 0:
+    elif running_as_root():
         _log.warning("application code runs as root (FLASH_USER=root); never do this on a deployed worker")
 
 

@@ -31,6 +31,9 @@ class RunAs:
         return self.uid == 0
 
 
+APP_USER = RunAs(10001, 10001)  # DEFAULT_USER, where no passwd entry names it
+
+
 def parse_user(value: str) -> RunAs | str:
     """`uid[:gid]` or a user name; the parsed user, or why the value is unusable."""
     name, _, group = value.partition(":")

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .privileges import DEFAULT_USER, RunAs, parse_user
+from .privileges import APP_USER, DEFAULT_USER, RunAs, parse_user
 
 PLATFORM_ARTIFACT = "/root/.runpod/artifact.tar.gz"
 APP_FOLDER = "/app"
@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_wait: float = 0.0
     artifact_max_bytes: int = 4 << 30
     artifact_max_members: int = 200_000
-    run_as: RunAs = RunAs(10001, 10001)
+    run_as: RunAs = APP_USER
     app_venv: Path | None = None
     startup_hook: str | None = None
 
@@ -188,7 +188,7 @@ def _artifact(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
         return {"artifact_path": explicit, "artifact_setting": "FLASH_ARTIFACT_PATH", "artifact_wait": 0.0}
     if disabled or not platform_unpacks(env):
         return {"artifact_path": None}
-    path = Path(reader.text("FLASH_BUILD_ARTIFACT_PATH", PLATFORM_ARTIFACT) or PLATFORM_ARTIFACT)
+    path = reader.path("FLASH_BUILD_ARTIFACT_PATH") or Path(PLATFORM_ARTIFACT)
     return {"artifact_path": path, "artifact_setting": "FLASH_BUILD_ARTIFACT_PATH", "artifact_wait": wait}
 
 
@@ -266,10 +266,10 @@ class _Reader:
         parsed = parse_user(value)
         if isinstance(parsed, str):
             self.errors.append(f"{name}={value!r}: {parsed}")
-            return RunAs(10001, 10001)
+            return APP_USER
         if parsed.is_root and deployed:
             self.errors.append(f"{name}={value!r}: application code never runs as root on a deployed worker")
-            return RunAs(10001, 10001)
+            return APP_USER
         return parsed
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
