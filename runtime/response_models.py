@@ -23,6 +23,7 @@ import orjson
 
 from .annotations import is_pydantic_model
 from .encoding import encode, jsonable_default
+from .errors import ResponseValidationError
 from .manifest import Route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -34,14 +35,6 @@ _STREAMS = {
     collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
     collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator,
 }
-
-
-class ResponseValidationError(Exception):
-    """The handler's result does not match its response model (a 500, as in FastAPI)."""
-
-    def __init__(self, errors: list[Any]):
-        super().__init__(f"{len(errors)} validation error(s) for the response")
-        self.errors = errors
 
 
 class ResultPlan:

@@ -3,37 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response, StreamingResponse
 
 from .encoding import encode
-from .response_models import ResultPlan
+from .errors import Answer
 from .types import Scope
+
+if TYPE_CHECKING:
+    from .response_models import ResultPlan
 
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONResponse(Response):
-    """JSON encoded by orjson, with the types handlers commonly return.
+    """JSON encoded by orjson, with the types handlers commonly return: the runtime's one way to
+    send JSON, for results, error answers and `/ping` alike.
 
-    A plain answer (no extra headers, media type or background task: every handler's dict) skips
-    Starlette's general header assembly; the headers are the same ones it would produce.
+    A 1xx, 204 or 304 carries no body and no content headers, as HTTP requires. Without extra
+    headers (every handler's dict) it skips Starlette's general header assembly; the headers are
+    the ones that would produce.
     """
 
     media_type = "application/json"
 
-    def __init__(
-        self, content: Any, status_code: int = 200, headers: Any = None, media_type: str | None = None,
-        background: Any = None,
-    ) -> None:
-        if headers is not None or media_type is not None or background is not None or not _has_body(status_code):
-            super().__init__(content, status_code, headers, media_type, background)
-            return
-        self._plain(encode_json(content), status_code)
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.background = None
+        if not _has_body(status_code):
+            self.body = b""
+            self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        elif headers is None:
+            self._plain(encode_json(content), status_code)
+        else:
+            self.body = encode_json(content)
+            self.init_headers(headers)
 
     @classmethod
     def encoded(cls, body: bytes) -> "JSONResponse":
@@ -57,6 +64,12 @@ def _has_body(status: int) -> bool:
 
 
 encode_json = encode
+
+
+def answer_response(answer: Answer) -> JSONResponse:
+    """An error answer (`errors.answer`, `errors.internal_error`) as a response."""
+    status, headers, body = answer
+    return JSONResponse(body, status, headers)
 
 
 def to_response(result: Any, scope: Scope, run_sync_iter: Any, plan: ResultPlan) -> Response:
@@ -171,14 +184,6 @@ def _sse_frame(item: Any, render: Callable[[Any], bytes]) -> bytes:
     else:
         data = render(item)
     return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
-
-
-def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse:
-    """The 500 body: the exception's class name only, never its message or traceback."""
-    return JSONResponse(
-        {"detail": "Internal Server Error", "error": type(exc).__name__, "request_id": request_id},
-        status_code=500,
-    )
 
 
 class _ThreadedItems:
