@@ -204,3 +204,11 @@ def test_a_handler_that_raised_gets_the_500_shape(served):
     status, _, body = _call(served, "GET", "/boom")
     assert (status, json.loads(body)) == (
         500, {"detail": "Internal Server Error", "error": "ValueError", "request_id": "rid-7"})
+
+
+def test_a_streamed_multipart_body_over_the_cap_is_413_not_a_form_error(served):
+    part = (b'--B\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\n' + b"x" * 300
+            + b"\r\n--B--\r\n")
+    status, _, body = _call(served, "POST", "/upload", (part[:60], part[60:]), (
+        (b"transfer-encoding", b"chunked"), (b"content-type", b"multipart/form-data; boundary=B")))
+    assert (status, json.loads(body)) == (413, {"detail": "Request body exceeds the limit of 100 bytes", "limit": 100})
