@@ -282,7 +282,7 @@ class _Boot:
                                        app.version))
         # Everything loaded so far (modules, the app's models and tables) lives as long as the
         # worker: move it out of the collector's generations, so full collections under load
-        # stop traversing it again and again (with large in-memory models, each one was a pause).
+        # do not traverse it again and again (with large in-memory models, each traversal is a pause).
         gc.freeze()
         if health.state is HealthState.STARTING:
             health.state = HealthState.READY

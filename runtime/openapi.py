@@ -1,4 +1,8 @@
-"""OpenAPI 3.1 for the served routes, generated once at boot from the binders' msgspec types."""
+"""OpenAPI 3.1 for the served routes, from the binders' msgspec types and the response plans.
+
+`build_openapi` runs once per worker, on the first request for `/openapi.json` (see
+`app._openapi_routes`): the routes, binders and response models it reads were all built at boot.
+"""
 
 from __future__ import annotations
 

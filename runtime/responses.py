@@ -139,10 +139,10 @@ class GuardedStream(StreamingResponse):
     however it ends, even when it never started.
 
     Starlette listens for the client's disconnect only for ASGI servers older than spec 2.4 and
-    otherwise relies on `send` raising once the client is gone, which Hypercorn's does not: a fast
-    generator then ran to its end (or forever) with nobody reading, starving the event loop. And a
-    slot released by the body iterator's own `finally` leaked when the client left before the
-    first chunk, since the iterator never started.
+    otherwise relies on `send` raising once the client is gone, which Hypercorn's does not: without
+    the listener here a fast generator would run to its end (or forever) with nobody reading,
+    starving the event loop. `on_close` is called here rather than from the body iterator's own
+    `finally`, which never runs when the client leaves before the first chunk.
     """
 
     on_close: Callable[[], None] | None = None
