@@ -64,16 +64,15 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id, declared, chunked = _read_head(scope["headers"])
+        exchange = _Exchange(scope, receive, send, self.max_body_bytes, self.health)
+        request_id = exchange.request_id
         scope.setdefault("state", {})["request_id"] = request_id
-        no_body = declared is None and not chunked and scope["method"] in ("GET", "HEAD")
-        exchange = _Exchange(receive, send, request_id, declared, no_body, self.max_body_bytes, self.health)
         token = request_id_var.set(request_id)
         self.health.request_started()
         self.metrics.request_started()
         start = time.perf_counter()
         try:
-            if declared is not None and declared > self.max_body_bytes:
+            if exchange.declared is not None and exchange.declared > self.max_body_bytes:
                 await self._refuse_body(scope, exchange)
             else:
                 await self.app(scope, exchange.receive, exchange.send)
@@ -102,42 +101,40 @@ class RequestContext:
         self.access(request_id, scope["method"], scope["path"], route, status, elapsed)
 
 
-def _read_head(headers: list[tuple[bytes, bytes]]) -> tuple[str, int | None, bool]:
-    """One pass over the headers: the request id (the client's when sane, else a fresh one), the
-    declared Content-Length (the first one; None when absent or not a number), and whether the body
-    is chunked."""
-    request_id: str | None = None
-    declared: int | None = None
-    chunked = seen_id = seen_length = False
-    for name, value in headers:
-        if name == b"content-length":
-            if not seen_length:
-                seen_length = True
-                declared = int(value) if value.isdigit() else None
-        elif name == _REQUEST_ID:
-            if not seen_id:
-                seen_id = True
-                request_id = _sane_id(value)
-        elif name == b"transfer-encoding":
-            chunked = True
-    return request_id or _fresh_id(), declared, chunked
-
-
 class _Exchange:
     """One request's `receive` and `send` as the app sees them: the body capped, the response
-    stamped with the request id, and whatever body the app left unread discarded before it."""
+    stamped with the request id, and whatever body the app left unread discarded before it.
+
+    Built from the request's head in one pass over its headers: the request id (the client's when
+    sane, else a fresh one), the declared Content-Length (the first one; None when absent or not a
+    number) and whether the body is chunked.
+    """
 
     __slots__ = ("raw_receive", "raw_send", "request_id", "id_header", "limit", "health", "declared",
                  "received", "body_done", "status")
 
-    def __init__(self, receive: Receive, send: Send, request_id: str, declared: int | None, no_body: bool,
-                 limit: int, health: Health):
-        self.raw_receive = receive
-        self.raw_send = send
-        self.request_id = request_id
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int, health: Health):
+        request_id: str | None = None
+        declared: int | None = None
+        chunked = seen_id = seen_length = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not seen_length:
+                    seen_length = True
+                    declared = int(value) if value.isdigit() else None
+            elif name == _REQUEST_ID:
+                if not seen_id:
+                    seen_id = True
+                    request_id = _sane_id(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        self.request_id = request_id = request_id or _fresh_id()
         self.id_header = (_REQUEST_ID, request_id.encode())
         self.declared = declared
-        self.body_done = no_body  # nothing of the body is left to read (or it is never to be read)
+        # Nothing of the body is left to read (or it is never to be read).
+        self.body_done = declared is None and not chunked and scope["method"] in ("GET", "HEAD")
+        self.raw_receive = receive
+        self.raw_send = send
         self.limit = limit
         self.health = health
         self.received = 0
