@@ -152,7 +152,7 @@ def _openapi_routes(handlers: list[Handler], title: str, version: str) -> list[R
             async with lock:
                 if not built:
                     built.append(await asyncio.get_running_loop().run_in_executor(None, build))
-        return Response(built[0], media_type="application/json")
+        return JSONResponse.encoded(built[0])
 
     async def docs(scope: Scope, receive: Receive, send: Send) -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
