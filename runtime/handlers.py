@@ -26,6 +26,7 @@ from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.handler")
 
+
 class SyncPool:
     """The threads that run plain `def` handlers, so they never block the event loop."""
 
