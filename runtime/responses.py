@@ -25,7 +25,7 @@ class JSONResponse(Response):
 
     A 1xx, 204 or 304 carries no body and no content headers, as HTTP requires. Without extra
     headers (every handler's dict) it skips Starlette's general header assembly; the headers are
-    the ones that would produce.
+    the ones that assembly would produce.
     """
 
     media_type = "application/json"
@@ -35,7 +35,8 @@ class JSONResponse(Response):
         self.background = None
         if not _has_body(status_code):
             self.body = b""
-            self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+            self.raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                for name, value in (headers or {}).items()]
         elif headers is None:
             self._plain(encode_json(content), status_code)
         else:
@@ -54,9 +55,6 @@ class JSONResponse(Response):
         self.background = None
         self.body = body
         self.raw_headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
-
-    def render(self, content: Any) -> bytes:
-        return encode_json(content)
 
 
 def _has_body(status: int) -> bool:
