@@ -14,8 +14,8 @@ from starlette.responses import Response
 from .handlers import Handler
 from .health import Health, HealthState
 from .metrics import Metrics, NoMetrics
-from .middleware import RequestContext, request_id_from, send_json
-from .responses import encode_json
+from .middleware import RequestContext, request_id_from
+from .responses import JSONResponse, encode_json
 from .routing import RouteEntry, RoutedApp
 from .settings import Settings
 from .types import Receive, Scope, Send
@@ -24,7 +24,6 @@ _PING_BODY = {HealthState.READY: {"status": "healthy"}, HealthState.DRAINING: {"
               HealthState.DEFUNCT: {"status": "defunct"}}
 _PING_STATUS = {HealthState.STARTING: 204, HealthState.READY: 200, HealthState.DRAINING: 503,
                 HealthState.DEFUNCT: 503}
-_RETRY_AFTER = [(b"retry-after", b"1")]
 
 
 class WorkerApp:
@@ -45,13 +44,13 @@ class WorkerApp:
         if kind == "http":
             path = scope["path"]
             if path == "/ping":
-                await self._ping(scope, send)
+                await self._ping(scope, receive, send)
             elif self.health_port is not None and scope.get("server", (None, None))[1] == self.health_port:
-                await self._health_listener(scope, send)
+                await self._health_listener(scope, receive, send)
             elif path == "/metrics" and self.settings.metrics_on_main_port:
                 await self._metrics(scope, send)
             elif self.routed is None:
-                await send_json(send, 503, {"detail": "The worker is starting"}, [*_RETRY_AFTER, _id_header(scope)])
+                await _answer(scope, receive, send, 503, {"detail": "The worker is starting"}, {"retry-after": "1"})
             else:
                 await self.routed(scope, receive, send)
         elif kind == "lifespan":
@@ -59,18 +58,18 @@ class WorkerApp:
         elif kind == "websocket":
             await _refuse_websocket(scope, receive, send)
 
-    async def _ping(self, scope: Scope, send: Send) -> None:
+    async def _ping(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.health.current()
         if scope["method"] not in ("GET", "HEAD"):
-            await send_json(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET, HEAD"), _id_header(scope)])
+            await _answer(scope, receive, send, 405, {"detail": "Method Not Allowed"}, {"allow": "GET, HEAD"})
             return
-        await send_json(send, _PING_STATUS[state], _PING_BODY.get(state), [_id_header(scope)])
+        await _answer(scope, receive, send, _PING_STATUS[state], _PING_BODY.get(state))
 
-    async def _health_listener(self, scope: Scope, send: Send) -> None:
+    async def _health_listener(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/metrics" and self.settings.metrics_on_health_port:
             await self._metrics(scope, send)
         else:
-            await send_json(send, 404, {"detail": "Not Found"}, [_id_header(scope)])
+            await _answer(scope, receive, send, 404, {"detail": "Not Found"})
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         body = self.metrics.render()
@@ -86,18 +85,20 @@ def _id_header(scope: Scope) -> tuple[bytes, bytes]:
     return (b"x-request-id", request_id_from(scope).encode())
 
 
+async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: Any,
+                  headers: dict[str, str] | None = None) -> None:
+    """A JSON answer given before the middleware (which stamps the request id on the others)."""
+    headers = {**(headers or {}), "x-request-id": request_id_from(scope)}
+    await JSONResponse(body, status, headers)(scope, receive, send)
+
+
 async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     """Flash apps have no WebSocket routes: an upgrade request gets the usual 404 JSON answer
     (through the ASGI denial-response extension, which Hypercorn and uvicorn offer), or a plain
     close, which the server turns into a 403, where the extension is missing."""
     await receive()  # websocket.connect
     if "websocket.http.response" in scope.get("extensions", {}):
-        payload = b'{"detail":"Not Found"}'
-        await send({"type": "websocket.http.response.start", "status": 404, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-            _id_header(scope),
-        ]})
-        await send({"type": "websocket.http.response.body", "body": payload})
+        await _answer(scope, receive, send, 404, {"detail": "Not Found"})  # Starlette's Response sends it as a denial
     else:
         await send({"type": "websocket.close", "code": 1000})
 
@@ -151,7 +152,7 @@ def _openapi_routes(handlers: list[Handler], title: str, version: str) -> list[R
             async with lock:
                 if not built:
                     built.append(await asyncio.get_running_loop().run_in_executor(None, build))
-        return Response(built[0], media_type="application/json")
+        return JSONResponse.encoded(built[0])
 
     async def docs(scope: Scope, receive: Receive, send: Send) -> Response:
         return Response(page, media_type="text/html; charset=utf-8")

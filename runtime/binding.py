@@ -36,12 +36,13 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request, cookie_parser
 
+from .annotations import bare, is_pydantic_model, mentions_pydantic, strip_annotated
 from .errors import RequestValidationError, StartupError
 from .lax import LaxError, coerce, mentions_scalar, needs_lax
 from .manifest import Route
 from .params import annotated_markers, constrain, is_factory, is_marker, read_marker
 from .types import Receive, Scope
-from .validation import strip_optional, validation_error
+from .validation import validation_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SCALARS = (int, float, str, bool, type(None))
@@ -192,9 +193,9 @@ class Binder:
                 form = await request.form(max_files=limits.max_files, max_fields=limits.max_fields,
                                           max_part_size=limits.max_part_bytes)
             except MultiPartException as exc:
+                # Starlette answers its parser's errors itself only when the scope names an app,
+                # which the runtime's does not. The body cap's BodyTooLarge passes on as its 413.
                 raise _form_refused(exc.message) from None
-            except HTTPException as exc:  # Starlette's own answer when the scope names an app
-                raise _form_refused(str(exc.detail)) from None
         kwargs: dict[str, Any] = {}
         missing = []
         for name in self.files:
@@ -253,9 +254,8 @@ class _SourceCodec:
         self.lookups = tuple((p.key, p.key.lower()) for p in params)
         self.decoder = msgspec.json.Decoder(struct, strict=False)
         self.fields = {p.key: p.annotation for p in params}
-        self.pydantic_params = [p for p in params if mentions_pydantic(p.annotation)]
-        for param in self.pydantic_params:
-            _adapter(param.annotation)  # built at boot, not by the first request
+        # Parameters pydantic validates, each with its TypeAdapter (built here, once per route).
+        self.pydantic_params = [(p, _adapter(p.annotation)) for p in params if mentions_pydantic(p.annotation)]
         # Values msgspec would convert unlike pydantic even when valid: converted by `coerce` after.
         self.lax_after = [(p.name, p.key, p.annotation, _has_meta(p.annotation)) for p in params
                           if needs_lax(p.annotation) and not mentions_pydantic(p.annotation)]
@@ -312,8 +312,8 @@ class _SourceCodec:
         out = dict(zip(self.names, msgspec.structs.astuple(value)))
         if not self.after:
             return out
-        for param in self.pydantic_params:
-            out[param.name] = _validate_pydantic(param, out[param.name], self.source)
+        for param, adapter in self.pydantic_params:
+            out[param.name] = _validate_pydantic(param, adapter, out[param.name], self.source)
         for name, key, annotation, constrained in self.lax_after:
             try:
                 out[name] = coerce(annotation, out[name])
@@ -350,7 +350,7 @@ class _SourceCodec:
             raise RequestValidationError([validation_error(self.source, exc, self.fields, lambda: values)]) from None
 
     def _lax(self, values: dict[str, Any]) -> None:
-        for param in self.pydantic_params:  # pydantic validates these itself, from JSON text
+        for param, _ in self.pydantic_params:  # pydantic validates these itself, from JSON text
             if param.key in values and not isinstance(values[param.key], msgspec.Raw):
                 values[param.key] = msgspec.Raw(msgspec.json.encode(values[param.key]))
         for key, annotation in self.lax_before:
@@ -477,9 +477,9 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
 
     # runpod-flash's test: a parameter whose hint (without Annotated; Optional counts) is a model class
     native = dependency or not body_method or any(
-        n not in path_params and _is_pydantic_model(annotated_markers(a)[0]) for n, a, _ in raw)
+        n not in path_params and is_pydantic_model(annotated_markers(a)[0]) for n, a, _ in raw)
     has_files = body_method and not native and any(
-        _bare(a) is bytes or _is_upload(_bare(a)) for n, a, _ in raw if n not in path_params)
+        bare(a) is bytes or _is_upload(bare(a)) for n, a, _ in raw if n not in path_params)
     params: list[Param] = []
     for name, annotation, default in raw:
         base, markers = annotated_markers(annotation)
@@ -490,7 +490,7 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
             marker = read_marker(default)
             default = marker.default
         if not native:
-            base = _strip_annotated(annotation)
+            base = strip_annotated(annotation, keep=_is_meta)  # msgspec's own constraints stay
             if marker is not None and marker.dependency is not None:
                 raise StartupError(f"{where}: parameter {name!r}: Depends() on a body-method handler without a "
                                    "pydantic model parameter is not resolved by the reference either (it "
@@ -499,8 +499,8 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
         if marker is not None:
             base = constrain(base, marker.constraints)
         wire = ""
-        bare = _bare(base)
-        if isinstance(bare, type) and issubclass(bare, Request):
+        plain = bare(base)
+        if isinstance(plain, type) and issubclass(plain, Request):
             source = "request"
         elif name in path_params and kind in (None, "path"):
             source = "path"
@@ -509,13 +509,13 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
         elif kind in ("depends", "security"):
             if kind == "security" or marker is None:
                 raise StartupError(f"{where}: parameter {name!r}: Security() is not supported by the runtime")
-            call = marker.dependency if marker.dependency is not None else bare
+            call = marker.dependency if marker.dependency is not None else plain
             if inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call):
                 raise StartupError(f"{where}: parameter {name!r}: dependencies with yield are not supported")
             params.append(Param(name, base, default, "depends", dependency=call))
             continue
         elif kind in ("query", "header", "cookie"):
-            if _is_pydantic_model(bare):
+            if is_pydantic_model(plain):
                 if kind != "query":
                     raise StartupError(f"{where}: parameter {name!r}: {kind} models are not supported")
                 source = "query_model"
@@ -526,11 +526,11 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
         elif kind in ("form", "file"):
             if not body_method:
                 raise StartupError(f"{where}: parameter {name!r}: Form()/File() need a body method, not GET")
-            source = "form_model" if _is_pydantic_model(bare) else ("file" if kind == "file" or bare is bytes
-                                                                     or _is_upload(bare) else "form")
-            if source == "file" and _is_upload(bare):
+            source = "form_model" if is_pydantic_model(plain) else ("file" if kind == "file" or plain is bytes
+                                                                     or _is_upload(plain) else "form")
+            if source == "file" and _is_upload(plain):
                 source = "upload"
-        elif body_method and _is_upload(bare):
+        elif body_method and _is_upload(plain):
             source = "upload"
         elif not body_method:
             if kind == "body":
@@ -538,8 +538,8 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
             source = "query"
             wire = (marker.alias or "") if marker is not None else ""
         elif has_files:
-            source = "file" if bare is bytes else "body"
-        elif native and kind is None and (_is_scalar(bare) or _is_sequence_of_scalars(bare)):
+            source = "file" if plain is bytes else "body"
+        elif native and kind is None and (_is_scalar(plain) or _is_sequence_of_scalars(plain)):
             source = "query"  # FastAPI: plain scalars beside a model come from the query string
             wire = (marker.alias or "") if marker is not None else ""
         else:
@@ -564,36 +564,24 @@ def _lone_body_model(params: list[Param], native: bool, where: str, dependency: 
     (param,) = body
     if param.embed:
         return params
-    if not _is_pydantic_model(_bare(param.annotation)):
+    if not is_pydantic_model(bare(param.annotation)):
         raise StartupError(f"{where}: parameter {param.name!r} is the only body parameter, so FastAPI reads the "
                            "whole body as its value; the runtime does not: use Body(embed=True)")
     return [msgspec.structs.replace(p, source="model") if p is param else p for p in params]
-
-
-def _bare(annotation: Any) -> Any:
-    """The type without `Annotated[...]` and `Optional[...]`."""
-    return strip_optional(strip_optional(annotation))
 
 
 def _is_upload(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, UploadFile)
 
 
-def _strip_annotated(annotation: Any) -> Any:
-    """Keep msgspec's own constraints from `Annotated[...]`; drop other frameworks' markers."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        base, *extras = typing.get_args(annotation)
-        metas = [e for e in extras if isinstance(e, msgspec.Meta)]
-        return typing.Annotated[(base, *metas)] if metas else base
-    return annotation
+def _is_meta(extra: Any) -> bool:
+    return isinstance(extra, msgspec.Meta)
 
 
 def _union_args(annotation: Any) -> tuple[Any, ...]:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
+    annotation = strip_annotated(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return tuple(strip_optional(a) if typing.get_origin(a) is typing.Annotated else a
-                     for a in typing.get_args(annotation))
+        return tuple(strip_annotated(a) for a in typing.get_args(annotation))
     return (annotation,)
 
 
@@ -627,26 +615,6 @@ def _is_sequence_of_scalars(annotation: Any) -> bool:
     return True
 
 
-def _pydantic_base() -> type | None:
-    import sys
-
-    module = sys.modules.get("pydantic")  # only when the user's code brought pydantic in
-    return getattr(module, "BaseModel", None) if module else None
-
-
-def _is_pydantic_model(annotation: Any) -> bool:
-    base = _pydantic_base()
-    return base is not None and isinstance(annotation, type) and issubclass(annotation, base)
-
-
-def mentions_pydantic(annotation: Any) -> bool:
-    if _pydantic_base() is None:
-        return False
-    if _is_pydantic_model(annotation):
-        return True
-    return any(mentions_pydantic(arg) for arg in typing.get_args(annotation))
-
-
 def _wire_type(annotation: Any) -> Any:
     """The type msgspec decodes; values of types that involve pydantic models go to pydantic after."""
     if annotation is Any:
@@ -658,7 +626,7 @@ _ADAPTERS: dict[Any, Any] = {}
 
 
 def _adapter(annotation: Any) -> Any:
-    """pydantic's TypeAdapter for an annotation, made once."""
+    """pydantic's TypeAdapter for an annotation; routes that share an annotation share it."""
     adapter = _ADAPTERS.get(annotation)
     if adapter is None:
         from pydantic import TypeAdapter
@@ -667,13 +635,13 @@ def _adapter(annotation: Any) -> Any:
     return adapter
 
 
-def _validate_pydantic(param: Param, value: Any, source: str) -> Any:
+def _validate_pydantic(param: Param, adapter: Any, value: Any, source: str) -> Any:
     if not isinstance(value, msgspec.Raw):
         return value  # the parameter's default
     from pydantic import ValidationError
 
     try:
-        return _adapter(param.annotation).validate_json(bytes(value))
+        return adapter.validate_json(bytes(value))
     except ValidationError as exc:
         raise RequestValidationError(_pydantic_errors(exc, [source, param.key])) from None
 
@@ -685,7 +653,7 @@ def _validate_model(param: Param, body: bytes) -> Any:
         if not param.required:
             return param.default
         raise RequestValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required"}])
-    model = _bare(param.annotation)
+    model = bare(param.annotation)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -705,7 +673,7 @@ class _FieldsModel:
     """A query or form model (`Annotated[Model, Query()]`): its fields from the query string or form."""
 
     def __init__(self, param: Param):
-        self.model = _bare(param.annotation)
+        self.model = bare(param.annotation)
         self.fields = [(field.alias or name, _is_sequence(field.annotation))
                        for name, field in self.model.model_fields.items()]
 

@@ -213,39 +213,76 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     metrics = make_metrics(settings.metrics_served)
     worker = WorkerApp(settings, health, metrics)
     server = Server(settings, worker, health)
-    try:
-        server.bind()
-    except OSError as exc:
-        _log.error("startup error", error=f"cannot listen on {bind_address(settings.host, settings.port)}: {exc}")
+    if not _listen(server, settings):
         return 1, True
-    _log.info(
-        "listening",
-        addresses=sorted({bind_address(settings.host, p) for p in (settings.port, settings.health_port)}),
-        server=settings.server.value,
-        loop=_loop_name(),
-    )
     # The interpreter's start to here: the runtime's own imports, settings, the bound sockets.
     runtime_start = time.monotonic() - started_at
     pool = SyncPool(settings.sync_threads)
     limiter = Limiter(settings.max_concurrency, settings.max_pending, settings.max_queue_wait)
     health.capacity_lost = lambda: pool.exhausted or limiter.exhausted
     metrics.watch_pending(lambda: limiter.pending)
-    finished = False
+    boot = _Boot(settings, worker, pool, limiter, started_at, runtime_start)
+    try:
+        status = await server.run(boot)
+    finally:
+        pool.shutdown()
+    flush_buffered_lines()  # the last access lines before the last line
+    _log.info("stopped", exit_code=status)
+    exit_by(server.exit_deadline(), status)
+    return status, boot.finished
 
-    async def boot() -> bool:
-        nonlocal finished
+
+def _listen(server: Server, settings: Settings) -> bool:
+    """Bind the port(s) and say so; False (logged as a startup error) when the address is taken."""
+    try:
+        server.bind()
+    except OSError as exc:
+        _log.error("startup error", error=f"cannot listen on {bind_address(settings.host, settings.port)}: {exc}")
+        return False
+    _log.info(
+        "listening",
+        addresses=sorted({bind_address(settings.host, p) for p in (settings.port, settings.health_port)}),
+        server=settings.server.value,
+        loop=_loop_name(),
+    )
+    return True
+
+
+class _Boot:
+    """Loads the app while the port answers `/ping` with 204, then makes the worker ready.
+
+    Called once by the server; `finished` tells whether loading ran to its end (or its error).
+    """
+
+    def __init__(self, settings: Settings, worker: WorkerApp, pool: SyncPool, limiter: Limiter,
+                 started_at: float, runtime_start: float):
+        self.settings = settings
+        self.worker = worker
+        self.pool = pool
+        self.limiter = limiter
+        self.started_at = started_at
+        self.runtime_start = runtime_start
+        self.finished = False
+
+    async def __call__(self) -> bool:
         try:
-            app = await _load(settings, pool, limiter)
-            app.phases = {"runtime_start": runtime_start, **app.phases}
+            app = await _load(self.settings, self.pool, self.limiter)
+            app.phases = {"runtime_start": self.runtime_start, **app.phases}
         except StartupError as exc:
             log_startup_error(exc)
             return False
         finally:
-            finished = True
-        worker.attach(build_routed_app(app.handlers, settings, health, metrics, app.executor, app.title, app.version))
+            self.finished = True
+        self._go_ready(app)
+        return True
+
+    def _go_ready(self, app: LoadedApp) -> None:
+        worker, health, metrics = self.worker, self.worker.health, self.worker.metrics
+        worker.attach(build_routed_app(app.handlers, self.settings, health, metrics, app.executor, app.title,
+                                       app.version))
         # Everything loaded so far (modules, the app's models and tables) lives as long as the
         # worker: move it out of the collector's generations, so full collections under load
-        # stop traversing it again and again (with large in-memory models, each one was a pause).
+        # do not traverse it again and again (with large in-memory models, each traversal is a pause).
         gc.freeze()
         if health.state is HealthState.STARTING:
             health.state = HealthState.READY
@@ -256,22 +293,12 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
             slowest_imports_ms=app.slowest_imports,
-            settings=settings.public(),
+            settings=self.settings.public(),
             uid=os.getuid(),
             loop=_loop_name(),
             frozen_objects=gc.get_freeze_count(),
         )
-        _log.info("ready", since_start_ms=round((time.monotonic() - started_at) * 1000, 1))
-        return True
-
-    try:
-        status = await server.run(boot)
-    finally:
-        pool.shutdown()
-    flush_buffered_lines()  # the last access lines before the last line
-    _log.info("stopped", exit_code=status)
-    exit_by(server.exit_deadline(), status)
-    return status, finished
+        _log.info("ready", since_start_ms=round((time.monotonic() - self.started_at) * 1000, 1))
 
 
 def _loop_name() -> str:

@@ -24,6 +24,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from .annotations import is_pydantic_model
+
 # Dataclasses go through `jsonable_default`: orjson reads `__dict__`, which misses fields that were
 # decoded with their class-level default. No OPT_UTC_Z: `datetime.isoformat()` writes `+00:00`.
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -55,7 +57,7 @@ def jsonable_default(value: Any) -> Any:
         return _asdict(value)
     if isinstance(value, msgspec.Struct):
         return msgspec.to_builtins(value)
-    if callable(getattr(value, "model_dump", None)) and hasattr(type(value), "model_fields"):
+    if is_pydantic_model(type(value)):
         return _pydantic_dump(value)
     if isinstance(value, (set, frozenset, tuple, collections.deque)):
         return list(value)

@@ -17,22 +17,14 @@ from starlette.responses import Response, StreamingResponse
 
 from .binding import Binder, FormLimits
 from .deadlines import DeadlineExceeded, Deadlines
-from .limits import Limiter, Overloaded
+from .errors import HandlerTimeout, Overloaded, ResponseValidationError, internal_error
+from .limits import Limiter
 from .manifest import Route
-from .response_models import ResponseValidationError, ResultPlan
-from .responses import GuardedStream, internal_error_response, iterate_sync, to_response, wants_events
+from .response_models import ResultPlan
+from .responses import GuardedStream, answer_response, iterate_sync, to_response, wants_events
 from .types import Receive, Scope, Send
 
 _log = structlog.get_logger("runtime.handler")
-
-
-class HandlerTimeout(Exception):
-    """The handler ran past FLASH_REQUEST_TIMEOUT."""
-
-    def __init__(self, seconds: float, slot_outlives_call: bool = False):
-        super().__init__()
-        self.seconds = seconds
-        self.slot_outlives_call = slot_outlives_call
 
 
 class SyncPool:
@@ -114,11 +106,11 @@ class Handler:
         except ResponseValidationError as exc:
             self.limiter.release()
             _log.error("response validation failed", route=self.route.path, errors=_errors_for_log(exc.errors))
-            return internal_error_response(exc, scope["state"].get("request_id", ""))
+            return answer_response(internal_error(exc, scope["state"].get("request_id", "")))
         except Exception as exc:
             self.limiter.release()
             _log.error("handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc)
-            return internal_error_response(exc, scope["state"].get("request_id", ""))
+            return answer_response(internal_error(exc, scope["state"].get("request_id", "")))
         except BaseException:
             self.limiter.release()
             raise

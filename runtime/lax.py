@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from .annotations import strip_annotated
+
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 _INT_WITH_ZERO_FRACTION = re.compile(r"^([+-]?\d[\d_]*)\.0*$")
@@ -188,8 +190,7 @@ def union_args(annotation: Any) -> tuple[Any, ...]:
 def coerce(annotation: Any, value: Any) -> Any:
     """`value` as pydantic's lax mode would convert it to `annotation` (scalars, Optional, unions,
     lists and dicts of them); other types are returned unchanged for msgspec to check."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
+    annotation = strip_annotated(annotation)
     converter = _SCALARS.get(annotation)
     if converter is not None:
         return converter(value)
@@ -222,14 +223,8 @@ def coerce(annotation: Any, value: Any) -> Any:
     return value
 
 
-def _base(annotation: Any) -> Any:
-    if typing.get_origin(annotation) is typing.Annotated:
-        return typing.get_args(annotation)[0]
-    return annotation
-
-
 def _union(members: tuple[Any, ...], value: Any) -> Any:
-    members = tuple(_base(m) for m in members)
+    members = tuple(strip_annotated(m) for m in members)
     if value is None and type(None) in members:
         return None
     if any(m not in _SCALARS and m is not type(None) for m in members):
@@ -254,11 +249,10 @@ def needs_lax(annotation: Any) -> bool:
     """Whether msgspec's own conversion of `annotation` may differ from pydantic's on a valid value,
     so the value must go through `coerce` on the fast path too (unions of several scalar types,
     Decimal: NaN and infinity)."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
+    annotation = strip_annotated(annotation)
     if annotation is decimal.Decimal:
         return True
-    members = [_base(m) for m in union_args(annotation) if m is not type(None)]
+    members = [strip_annotated(m) for m in union_args(annotation) if m is not type(None)]
     if len(members) > 1:  # smart mode, for unions of scalars only (msgspec checks the others)
         return all(m in _SCALARS for m in members)
     origin = typing.get_origin(annotation)
@@ -269,8 +263,7 @@ def needs_lax(annotation: Any) -> bool:
 
 def mentions_scalar(annotation: Any) -> bool:
     """Whether `coerce` has anything to do for `annotation`."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
+    annotation = strip_annotated(annotation)
     if annotation in _SCALARS:
         return True
     return any(mentions_scalar(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)

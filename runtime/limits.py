@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
-
-class Overloaded(Exception):
-    """Every slot is busy and the waiting line is full."""
-
+from .errors import Overloaded
 
 class Limiter:
     """A counting semaphore with a bounded, first-come-first-served waiting line.
@@ -53,6 +50,7 @@ class Limiter:
         return False
 
     async def acquire(self) -> None:
+        """Take a slot, waiting in line for one; Overloaded when the line is full or the wait too long."""
         if self.try_acquire():
             return
         if len(self._waiters) >= self.max_pending:

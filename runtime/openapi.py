@@ -1,4 +1,8 @@
-"""OpenAPI 3.1 for the served routes, generated once at boot from the binders' msgspec types."""
+"""OpenAPI 3.1 for the served routes, from the binders' msgspec types and the response plans.
+
+`build_openapi` runs once per worker, on the first request for `/openapi.json` (see
+`app._openapi_routes`): the routes, binders and response models it reads were all built at boot.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,9 @@ from typing import Any
 
 import msgspec
 
-from .binding import mentions_pydantic
-from .response_models import is_response_type, is_structured
+from .annotations import bare, is_pydantic_model, mentions_pydantic
 from .handlers import Handler
-from .validation import strip_optional
+from .response_models import is_response_type, is_structured
 
 _REF = "#/components/schemas/{name}"
 _VALIDATION_ERROR = {
@@ -57,7 +60,7 @@ class _Schemas:
     def of(self, annotation: Any) -> dict[str, Any]:
         if annotation is inspect.Parameter.empty or annotation is Any:
             return {}
-        if _is_pydantic(annotation):
+        if is_pydantic_model(annotation):
             schema = annotation.model_json_schema(ref_template=_REF.replace("{name}", "{model}"))
             self.components.update(schema.pop("$defs", {}))
             self.components[annotation.__name__] = schema
@@ -97,10 +100,6 @@ class _Schemas:
             self.components[name] = schema
             return {"$ref": _REF.format(name=name)}
         return schema
-
-
-def _is_pydantic(annotation: Any) -> bool:
-    return isinstance(annotation, type) and hasattr(annotation, "model_json_schema")
 
 
 def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str, Any]:
@@ -149,7 +148,7 @@ def _parameters(schemas: _Schemas, binder: Any) -> list[dict[str, Any]]:
                 "schema": _with_default(schemas.of(param.annotation), param),
             })
         elif param.source == "query_model":
-            model = strip_optional(param.annotation)
+            model = bare(param.annotation)
             schema = model.model_json_schema()
             required = set(schema.get("required", ()))
             for name, field_schema in schema.get("properties", {}).items():
@@ -189,7 +188,7 @@ def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
     form_models = [p for p in binder.params if p.source == "form_model"]
     if form_models and len(binder.params) == 1:
         return {"required": True,
-                "content": {"multipart/form-data": {"schema": schemas.of(strip_optional(form_models[0].annotation))}}}
+                "content": {"multipart/form-data": {"schema": schemas.of(bare(form_models[0].annotation))}}}
     body_params = [p for p in binder.params if p.source in ("body", "form", "file", "upload")]
     if not body_params:
         return None

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from .annotations import strip_annotated
+
 # Marker class name (fastapi.params) -> where the value comes from.
 _SOURCES = {"Query": "query", "Header": "header", "Cookie": "cookie", "Path": "path", "Body": "body",
             "Form": "form", "File": "file", "Depends": "depends", "Security": "security"}
@@ -96,10 +98,8 @@ def annotated_markers(annotation: Any) -> tuple[Any, list[Any]]:
     """(the type without Annotated's FastAPI/pydantic markers, those markers)."""
     if typing.get_origin(annotation) is not typing.Annotated:
         return annotation, []
-    base, *extras = typing.get_args(annotation)
-    markers = [e for e in extras if is_marker(e)]
-    rest = [e for e in extras if not is_marker(e)]
-    return (typing.Annotated[(base, *rest)] if rest else base), markers
+    markers = [extra for extra in typing.get_args(annotation)[1:] if is_marker(extra)]
+    return strip_annotated(annotation, keep=lambda extra: not is_marker(extra)), markers
 
 
 def constrain(annotation: Any, constraints: dict[str, Any]) -> Any:

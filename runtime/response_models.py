@@ -21,7 +21,9 @@ from typing import Any
 
 import orjson
 
+from .annotations import is_pydantic_model
 from .encoding import encode, jsonable_default
+from .errors import ResponseValidationError
 from .manifest import Route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -33,14 +35,6 @@ _STREAMS = {
     collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
     collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator,
 }
-
-
-class ResponseValidationError(Exception):
-    """The handler's result does not match its response model (a 500, as in FastAPI)."""
-
-    def __init__(self, errors: list[Any]):
-        super().__init__(f"{len(errors)} validation error(s) for the response")
-        self.errors = errors
 
 
 class ResultPlan:
@@ -120,7 +114,7 @@ def registered_unchanged(func: Callable[..., Any], route: Route) -> bool:
         if name != "self" and name not in path_params
         and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
     ]
-    if any(_is_pydantic_model(annotation) for _, annotation in body):
+    if any(is_pydantic_model(annotation) for _, annotation in body):
         return True
     return not body
 
@@ -157,14 +151,9 @@ def _pydantic() -> Any:
     return module
 
 
-def _is_pydantic_model(annotation: Any) -> bool:
-    module = sys.modules.get("pydantic")
-    return module is not None and isinstance(annotation, type) and issubclass(annotation, module.BaseModel)
-
-
 def is_structured(annotation: Any) -> bool:
     """A pydantic model, dataclass or TypedDict, alone or inside list/Optional/dict/Union."""
-    if _is_pydantic_model(annotation):
+    if is_pydantic_model(annotation):
         return True
     if isinstance(annotation, type) and (dataclasses.is_dataclass(annotation) or typing.is_typeddict(annotation)):
         return True

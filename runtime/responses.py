@@ -3,37 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response, StreamingResponse
 
 from .encoding import encode
-from .response_models import ResultPlan
+from .errors import Answer
 from .types import Scope
+
+if TYPE_CHECKING:
+    from .response_models import ResultPlan
 
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONResponse(Response):
-    """JSON encoded by orjson, with the types handlers commonly return.
+    """JSON encoded by orjson, with the types handlers commonly return: the runtime's one way to
+    send JSON, for results, error answers and `/ping` alike.
 
-    A plain answer (no extra headers, media type or background task: every handler's dict) skips
-    Starlette's general header assembly; the headers are the same ones it would produce.
+    A 1xx, 204 or 304 carries no body and no content headers, as HTTP requires. Without extra
+    headers (every handler's dict) it skips Starlette's general header assembly; the headers are
+    the ones that assembly would produce.
     """
 
     media_type = "application/json"
 
-    def __init__(
-        self, content: Any, status_code: int = 200, headers: Any = None, media_type: str | None = None,
-        background: Any = None,
-    ) -> None:
-        if headers is not None or media_type is not None or background is not None or not _has_body(status_code):
-            super().__init__(content, status_code, headers, media_type, background)
-            return
-        self._plain(encode_json(content), status_code)
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.background = None
+        if not _has_body(status_code):
+            self.body = b""
+            self.raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                for name, value in (headers or {}).items()]
+        elif headers is None:
+            self._plain(encode_json(content), status_code)
+        else:
+            self.body = encode_json(content)
+            self.init_headers(headers)
 
     @classmethod
     def encoded(cls, body: bytes) -> "JSONResponse":
@@ -48,15 +56,18 @@ class JSONResponse(Response):
         self.body = body
         self.raw_headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
 
-    def render(self, content: Any) -> bytes:
-        return encode_json(content)
-
 
 def _has_body(status: int) -> bool:
     return status >= 200 and status not in (204, 304)
 
 
 encode_json = encode
+
+
+def answer_response(answer: Answer) -> JSONResponse:
+    """An error answer (`errors.answer`, `errors.internal_error`) as a response."""
+    status, headers, body = answer
+    return JSONResponse(body, status, headers)
 
 
 def to_response(result: Any, scope: Scope, run_sync_iter: Any, plan: ResultPlan) -> Response:
@@ -126,10 +137,10 @@ class GuardedStream(StreamingResponse):
     however it ends, even when it never started.
 
     Starlette listens for the client's disconnect only for ASGI servers older than spec 2.4 and
-    otherwise relies on `send` raising once the client is gone, which Hypercorn's does not: a fast
-    generator then ran to its end (or forever) with nobody reading, starving the event loop. And a
-    slot released by the body iterator's own `finally` leaked when the client left before the
-    first chunk, since the iterator never started.
+    otherwise relies on `send` raising once the client is gone, which Hypercorn's does not: without
+    the listener here a fast generator would run to its end (or forever) with nobody reading,
+    starving the event loop. `on_close` is called here rather than from the body iterator's own
+    `finally`, which never runs when the client leaves before the first chunk.
     """
 
     on_close: Callable[[], None] | None = None
@@ -171,14 +182,6 @@ def _sse_frame(item: Any, render: Callable[[Any], bytes]) -> bytes:
     else:
         data = render(item)
     return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
-
-
-def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse:
-    """The 500 body: the exception's class name only, never its message or traceback."""
-    return JSONResponse(
-        {"detail": "Internal Server Error", "error": type(exc).__name__, "request_id": request_id},
-        status_code=500,
-    )
 
 
 class _ThreadedItems:

@@ -2,8 +2,9 @@
 
 Starlette's Router tries routes one by one; a manifest can hold a thousand routes, so static
 paths are looked up in a dict, and only templated paths (`/items/{item_id}`) are tried in
-order, with patterns compiled by Starlette's own `compile_path`. The error answers are the
-contract's (FastAPI's shapes), produced in one place instead of a stack of exception middleware.
+order, with patterns compiled by Starlette's own `compile_path`. Whatever an endpoint raises is
+answered here from the one table in `errors` (FastAPI's shapes), without a stack of exception
+middleware.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import compile_path
 
-from .errors import BodyTooLarge, RequestValidationError
-from .handlers import HandlerTimeout
-from .limits import Overloaded
-from .responses import JSONResponse, internal_error_response
+from .errors import HandlerTimeout, answer, is_listed
+from .responses import answer_response
 from .types import Receive, Scope, Send
 
 # An endpoint takes the request as ASGI gives it and returns the response to send; it builds a
@@ -105,10 +104,9 @@ class RoutedApp:
         await response(scope, receive, send)
 
     async def _no_route(self, scope: Scope, receive: Receive, send: Send, allowed: tuple[str, ...]) -> None:
+        response: Response
         if allowed:
-            response: Response = JSONResponse(
-                {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
-            )
+            response = error_response(HTTPException(405, headers={"Allow": ", ".join(allowed)}), scope)
         else:
             path = scope["path"]
             # As Starlette (and so the reference) does: `/items/` redirects to `/items` when that exists.
@@ -118,34 +116,17 @@ class RoutedApp:
                 query = scope.get("query_string", b"").decode("latin-1")
                 response = RedirectResponse(other + (f"?{query}" if query else ""), status_code=307)
             else:
-                response = JSONResponse({"detail": "Not Found"}, status_code=404)
+                response = error_response(HTTPException(404), scope)
         await response(scope, receive, send)
 
 
 def error_response(exc: Exception, scope: Scope) -> Response:
-    """The contract's answer for an exception raised while handling the request of `scope`."""
-    if isinstance(exc, RequestValidationError):
-        return JSONResponse({"detail": exc.errors}, status_code=422)
-    if isinstance(exc, BodyTooLarge):
-        return JSONResponse(too_large_body(exc.limit), status_code=413)
-    if isinstance(exc, HTTPException):
-        if exc.status_code in (204, 304):
-            return Response(status_code=exc.status_code, headers=exc.headers)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    """The contract's answer for an exception raised while handling the request of `scope`, logged
+    when it says something about the worker or the client."""
     if isinstance(exc, HandlerTimeout):
         _log.warning("handler timed out", path=scope["path"], timeout_s=exc.seconds)
-        return JSONResponse({"detail": f"The handler did not finish within {exc.seconds:g} seconds"}, status_code=504)
-    if isinstance(exc, Overloaded):
-        return JSONResponse(
-            {"detail": "The worker is at capacity; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
-        )
-    if isinstance(exc, ClientDisconnect):
-        # Nobody reads this answer; it is what the access line records.
+    elif isinstance(exc, ClientDisconnect):
         _log.info("client disconnected before sending the whole body", path=scope["path"])
-        return JSONResponse({"detail": "Client disconnected"}, status_code=400)
-    _log.error("unhandled error", path=scope["path"], error=type(exc).__name__, exc_info=exc)
-    return internal_error_response(exc, scope.get("state", {}).get("request_id", ""))
-
-
-def too_large_body(limit: int) -> dict[str, Any]:
-    return {"detail": f"Request body exceeds the limit of {limit} bytes", "limit": limit}
+    elif not is_listed(exc):
+        _log.error("unhandled error", path=scope["path"], error=type(exc).__name__, exc_info=exc)
+    return answer_response(answer(exc, scope.get("state", {}).get("request_id", "")))

@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from .annotations import bare, is_pydantic_model
+
 _MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
 _PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
@@ -57,7 +59,7 @@ def validation_error(
     for name, index, key in _PATH_TOKEN.findall(where.rstrip("`")):
         tokens.append(_KEY if key else int(index) if index else name)
     loc, raw_annotation = _resolve(tokens, fields, data)
-    annotation = strip_optional(raw_annotation)
+    annotation = bare(raw_annotation)
     loc = [source, *loc]
 
     constrained = _CONSTRAINT.match(message)
@@ -145,20 +147,9 @@ def _by_annotation(annotation: Any, message: str) -> tuple[str, str] | None:
         if message.startswith("Expected `object`"):
             if dataclasses.is_dataclass(annotation):
                 return "dataclass_type", "Input should be a dictionary or an instance of the dataclass"
-            if hasattr(annotation, "model_fields"):
+            if is_pydantic_model(annotation):
                 return "model_type", "Input should be a valid dictionary or instance of the model"
     return None
-
-
-def strip_optional(annotation: Any) -> Any:
-    """`X` for `Optional[X]` and `Annotated[X, ...]`; anything else unchanged."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    if typing.get_origin(annotation) is typing.Annotated:
-        return typing.get_args(annotation)[0]
-    return annotation
 
 
 def _field_type(annotation: Any, name: str) -> Any:
@@ -194,7 +185,7 @@ def _resolve(tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] 
             node = node.get(token) if isinstance(node, dict) else None
             loc.append(token)
             continue
-        annotation = strip_optional(annotation)
+        annotation = bare(annotation)
         if token is _KEY:
             value_type = _value_type(annotation)
             key = _failing_key(node, value_type)

@@ -24,8 +24,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from runtime.encoding import encode
+from runtime.errors import ResponseValidationError
 from runtime.manifest import Route
-from runtime.response_models import ResponseValidationError, ResultPlan, registered_unchanged
+from runtime.response_models import ResultPlan, registered_unchanged
 from support import Worker
 
 APP = Path(__file__).resolve().parent / "apps" / "responses"
