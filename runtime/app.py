@@ -16,7 +16,7 @@ from .health import Health, HealthState
 from .metrics import Metrics, NoMetrics
 from .middleware import RequestContext, request_id_from
 from .responses import JSONResponse, encode_json
-from .routing import RouteEntry, RoutedApp
+from .routing import RoutedApp, RouteEntry
 from .settings import Settings
 from .types import Receive, Scope, Send
 

@@ -46,7 +46,7 @@ from .validation import validation_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SCALARS = (int, float, str, bool, type(None))
-_SEQUENCES = (list, tuple, set, frozenset, typing.Sequence, typing.List, typing.Set)
+_SEQUENCES = (list, tuple, set, frozenset, typing.Sequence, list, set)
 
 
 class Param(msgspec.Struct, frozen=True):
@@ -81,6 +81,9 @@ class FormLimits:
     max_part_bytes: int = 1024 * 1024
 
 
+DEFAULT_FORM_LIMITS = FormLimits()
+
+
 class Binder:
     """Binds requests for one route (or one dependency of it); built once at boot."""
 
@@ -103,7 +106,7 @@ class Binder:
         self.query_models = [(p, _FieldsModel(p)) for p in by_source.get("query_model", [])]
         self.form_models = [(p, _FieldsModel(p)) for p in by_source.get("form_model", [])]
         self.run_sync: Callable[..., Awaitable[Any]] | None = None  # the handler pool, for `def` dependencies
-        self.dependencies = [(p.name, Binder(p.dependency, route, True, form_limits), _is_async(p.dependency))
+        self.dependencies = [(p.name, Binder(p.dependency, route, True, form_limits), is_async_callable(p.dependency))
                              for p in by_source.get("depends", [])]
         self.files = [p.name for p in by_source.get("file", []) + by_source.get("upload", [])]
         self.uploads = frozenset(p.name for p in by_source.get("upload", []))
@@ -220,8 +223,13 @@ class Binder:
         return kwargs
 
 
-def _is_async(func: Any) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+def is_async_callable(func: Any) -> bool:
+    """An `async def` function, a partial of one, or an object whose `__call__` is `async def`."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or (
+        callable(func) and inspect.iscoroutinefunction(type(func).__call__)
+    )
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -309,7 +317,7 @@ class _SourceCodec:
             ) from None
 
     def _result(self, value: msgspec.Struct) -> dict[str, Any]:
-        out = dict(zip(self.names, msgspec.structs.astuple(value)))
+        out = dict(zip(self.names, msgspec.structs.astuple(value), strict=True))
         if not self.after:
             return out
         for param, adapter in self.pydantic_params:
@@ -520,6 +528,7 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
                     raise StartupError(f"{where}: parameter {name!r}: {kind} models are not supported")
                 source = "query_model"
             else:
+                assert marker is not None  # kind comes from the marker
                 source = kind
                 wire = marker.alias or (name.replace("_", "-") if kind == "header" and marker.convert_underscores
                                         else "")

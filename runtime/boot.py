@@ -23,9 +23,16 @@ from .handlers import Handler, SyncPool
 from .health import Health, HealthState
 from .import_timer import ImportTimes
 from .limits import Limiter
-from .logs import flush_buffered_lines
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
-from .manifest import Manifest, Route, check_module_name, load_manifest, resource_routes, select_resource
+from .logs import flush_buffered_lines
+from .manifest import (
+    Manifest,
+    Route,
+    check_module_name,
+    load_manifest,
+    resource_routes,
+    select_resource,
+)
 from .metrics import make_metrics
 from .privileges import drop_privileges, running_as_root
 from .server import Server, bind_address, exit_by
@@ -95,7 +102,7 @@ def load_application(
         deadlines = Deadlines()
         forms = FormLimits(settings.max_form_fields, settings.max_form_files, settings.max_form_part_bytes)
         return [Handler(f, r, pool, limiter, settings.request_timeout, deadlines, forms)
-                for f, r in zip(functions, routes)]
+                for f, r in zip(functions, routes, strict=True)]
 
     handlers = phases.timed("routes", build)
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None

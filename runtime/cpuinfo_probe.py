@@ -19,8 +19,8 @@ import importlib.abc
 import importlib.machinery
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -76,6 +76,8 @@ def _patch(module: ModuleType) -> None:
     if getattr(module.get_cpu_info_json, "__flash_probe__", False):
         return
     original = module.get_cpu_info_json
+    if module.__file__ is None:
+        return
     package_folder = str(Path(module.__file__).resolve().parent.parent)
     answer: list[str] = []
 
@@ -92,4 +94,4 @@ def _patch(module: ModuleType) -> None:
         return answer[0]
 
     get_cpu_info_json.__flash_probe__ = True  # type: ignore[attr-defined]
-    module.get_cpu_info_json = get_cpu_info_json
+    setattr(module, "get_cpu_info_json", get_cpu_info_json)  # noqa: B010 (a module attribute)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .binding import Binder, FormLimits
+from .binding import DEFAULT_FORM_LIMITS, Binder, FormLimits, is_async_callable
 from .deadlines import DeadlineExceeded, Deadlines
 from .errors import HandlerTimeout, Overloaded, ResponseValidationError, internal_error
 from .limits import Limiter
@@ -66,7 +66,7 @@ class Handler:
 
     def __init__(
         self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float,
-        deadlines: Deadlines, form_limits: FormLimits = FormLimits(),
+        deadlines: Deadlines, form_limits: FormLimits = DEFAULT_FORM_LIMITS,
     ):
         self.func = func
         self.deadlines = deadlines
@@ -78,9 +78,7 @@ class Handler:
         self.pool = pool
         self.limiter = limiter
         self.timeout = timeout or None
-        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)
-        )
+        self.is_async = is_async_callable(func)
         self.is_async_gen = inspect.isasyncgenfunction(func)
         self.needs_request = self.binder.needs_request
 
@@ -114,7 +112,7 @@ class Handler:
         except BaseException:
             self.limiter.release()
             raise
-        if type(response) in (StreamingResponse, GuardedStream):
+        if type(response) is StreamingResponse or type(response) is GuardedStream:
             response = response if isinstance(response, GuardedStream) else GuardedStream.adopt(response)
             response.on_close = self.limiter.release
         elif isinstance(response, StreamingResponse):  # a subclass with its own sending (sse-starlette)

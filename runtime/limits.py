@@ -7,6 +7,7 @@ import collections
 
 from .errors import Overloaded
 
+
 class Limiter:
     """A counting semaphore with a bounded, first-come-first-served waiting line.
 

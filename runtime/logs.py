@@ -77,7 +77,7 @@ def _dumps_str(obj: Any, **_: Any) -> str:
     return escape_line_breaks(orjson.dumps(obj, default=repr)).decode()
 
 
-_configured = {"level": logging.INFO, "format": "json"}
+_configured: dict[str, Any] = {"level": logging.INFO, "format": "json"}
 
 
 class _Unfailing:

@@ -39,7 +39,7 @@ def _field_info_class() -> type | None:
     return getattr(module, "FieldInfo", None) if module else None
 
 
-def _depends_class() -> type | None:
+def _depends_class() -> Any:
     module = sys.modules.get("fastapi.params")
     return getattr(module, "Depends", None) if module else None
 
@@ -113,5 +113,5 @@ def constrain(annotation: Any, constraints: dict[str, Any]) -> Any:
         if type(None) in args:
             rest = [a for a in args if a is not type(None)]
             if len(rest) == 1:
-                return typing.Optional[typing.Annotated[rest[0], meta]]
+                return typing.Optional[typing.Annotated[rest[0], meta]]  # noqa: UP045 (built at run time)
     return typing.Annotated[annotation, meta]

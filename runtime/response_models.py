@@ -30,7 +30,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # pydantic's own JSON for the types orjson knows: UTC as `Z`. No default: anything else goes to
 # pydantic itself.
 _PYDANTIC_LIKE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
-_PLAIN = {dict: dict, list: list, typing.Dict: dict, typing.List: list, Any: object}  # noqa: UP006
+_PLAIN: dict[Any, type] = {dict: dict, list: list, typing.Dict: dict, typing.List: list, Any: object}  # noqa: UP006
 _STREAMS = {
     collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
     collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator,
@@ -95,7 +95,7 @@ class ResultPlan:
         return self._render_model(result)
 
 
-def _validation_error() -> type[BaseException]:
+def _validation_error() -> Any:
     return sys.modules["pydantic"].ValidationError
 
 

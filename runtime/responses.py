@@ -44,7 +44,7 @@ class JSONResponse(Response):
             self.init_headers(headers)
 
     @classmethod
-    def encoded(cls, body: bytes) -> "JSONResponse":
+    def encoded(cls, body: bytes) -> JSONResponse:
         """A 200 whose JSON body is already encoded."""
         response = cls.__new__(cls)
         response._plain(body, 200)
@@ -193,7 +193,7 @@ class _ThreadedItems:
         self.iterator = iterator
         self.run_in_thread = run_in_thread
 
-    def __aiter__(self) -> "_ThreadedItems":
+    def __aiter__(self) -> _ThreadedItems:
         return self
 
     async def __anext__(self) -> Any:

@@ -99,7 +99,7 @@ class RoutedApp:
         scope["route_path"] = entry.path
         try:
             response = await entry.endpoint(scope, receive, send)
-        except Exception as exc:  # noqa: BLE001 - every error becomes an answer here
+        except Exception as exc:
             response = error_response(exc, scope)
         await response(scope, receive, send)
 

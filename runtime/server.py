@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -90,7 +90,7 @@ class Server:
             self.sockets.append(listen(self.settings.host, port))
         return self.sockets
 
-    async def run(self, boot: Callable[[], Awaitable[bool]]) -> int:
+    async def run(self, boot: Callable[[], Coroutine[Any, Any, bool]]) -> int:
         """Serve; run `boot` meanwhile; return the exit status once shut down."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -130,7 +130,8 @@ class Server:
         settings = self.settings
         started = time.monotonic()
         latest_close = started + settings.graceful_timeout / 2
-        while time.monotonic() < latest_close and self.health.idle_for() < settings.drain_quiet:
+        # Quiet means no request for drain_quiet seconds: a condition of time, so it is polled.
+        while time.monotonic() < latest_close and self.health.idle_for() < settings.drain_quiet:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         _log.info("closing listener", in_flight=self.health.in_flight)
         self._stop_accepting()
