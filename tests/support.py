@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
 CORE_APP = Path(__file__).resolve().parent / "core_app"
 EXAMPLE_APP = ROOT / "manifests" / "example"
+_GAUGE = re.compile(r"^(flash_\w+) (\S+)$", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -139,6 +141,37 @@ class Worker:
         self.wait_status(200, timeout=timeout)
         return self
 
+    def gauges(self) -> dict[str, float]:
+        """The unlabelled gauges of `/metrics` (the worker must serve it: FLASH_METRICS=1 or a
+        separate PORT_HEALTH), e.g. `flash_requests_in_flight`."""
+        text = httpx.get(self.health_url + "/metrics", timeout=5).text
+        return {name: float(value) for name, value in _GAUGE.findall(text)}
+
+    def wait_gauges(self, timeout: float = 30.0, **expected: float) -> dict[str, float]:
+        """Poll `/metrics` until every named gauge reads its value: `in_flight=2, pending=3` are
+        `flash_requests_in_flight` and `flash_requests_pending`."""
+        wanted = {f"flash_requests_{name}": float(value) for name, value in expected.items()}
+        deadline = time.monotonic() + timeout
+        while True:
+            gauges = self.gauges()
+            if all(gauges.get(name) == value for name, value in wanted.items()):
+                return gauges
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gauges never read {wanted} (last: {gauges}):\n{self.output()[-4000:]}")
+            time.sleep(0.02)
+
+    def count_logs(self, predicate) -> int:
+        return sum(1 for line in self.logs() if predicate(line))
+
+    def wait_count(self, predicate, count: int, timeout: float = 30.0) -> None:
+        """Wait until `count` JSON log lines match `predicate`."""
+        deadline = time.monotonic() + timeout
+        while self.count_logs(predicate) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} matching log lines within {timeout}s:\n"
+                                     f"{self.output()[-4000:]}")
+            time.sleep(0.02)
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
 
@@ -229,3 +262,77 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             raise ConnectionError("closed before the end of the body")
         body += chunk
     return status, headers, body
+
+
+# Handlers that do not return until the test says so (it creates the file HOLD_RELEASE names), so a
+# test knows a request is still in its handler without guessing how long a sleep lasts. Each one
+# prints a JSON line `handler started` (read with Worker.wait_log) when it begins, and the async
+# one a `handler cancelled` line when the runtime cancels it.
+HOLD_APP = """
+import asyncio
+import json
+import os
+import threading
+import time
+
+RELEASE = os.environ["HOLD_RELEASE"]
+
+
+def _started(route):
+    print(json.dumps({"event": "handler started", "route": route, "thread": threading.current_thread().name}),
+          flush=True)
+
+
+def hang() -> dict:
+    _started("/hang")
+    while not os.path.exists(RELEASE):
+        time.sleep(0.02)
+    return {"done": True, "thread": threading.current_thread().name}
+
+
+async def hold() -> dict:
+    _started("/hold")
+    try:
+        while not os.path.exists(RELEASE):
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        print(json.dumps({"event": "handler cancelled", "route": "/hold"}), flush=True)
+        raise
+    return {"held": True}
+
+
+def quick() -> dict:
+    return {"quick": True}
+
+
+async def quick_async() -> dict:
+    return {"quick": "async"}
+"""
+
+
+def hold_app(folder: Path) -> Path:
+    """An app serving HOLD_APP: POST /hang (def), /hold (async), /quick (def), /quick-async."""
+    return write_app(folder, lb_manifest(
+        ("hold", "hang", "POST", "/hang"), ("hold", "hold", "POST", "/hold"),
+        ("hold", "quick", "POST", "/quick"), ("hold", "quick_async", "POST", "/quick-async"),
+    ), {"hold.py": HOLD_APP})
+
+
+def started(route: str):
+    """A Worker.wait_log/count_logs predicate: the HOLD_APP handler of `route` began."""
+    return lambda line: line.get("event") == "handler started" and line.get("route") == route
+
+
+def post_in_background(url: str, json: dict | None = None, timeout: float = 60) -> tuple[threading.Thread, list]:
+    """POST from a thread; its response (or the httpx error) lands in the returned list."""
+    results: list = []
+
+    def run() -> None:
+        try:
+            results.append(httpx.post(url, json=json if json is not None else {}, timeout=timeout))
+        except httpx.HTTPError as exc:  # recorded, so the test can fail on it
+            results.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, results
