@@ -160,18 +160,6 @@ class Worker:
                 raise AssertionError(f"gauges never read {wanted} (last: {gauges}):\n{self.output()[-4000:]}")
             time.sleep(0.02)
 
-    def count_logs(self, predicate) -> int:
-        return sum(1 for line in self.logs() if predicate(line))
-
-    def wait_count(self, predicate, count: int, timeout: float = 30.0) -> None:
-        """Wait until `count` JSON log lines match `predicate`."""
-        deadline = time.monotonic() + timeout
-        while self.count_logs(predicate) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"fewer than {count} matching log lines within {timeout}s:\n"
-                                     f"{self.output()[-4000:]}")
-            time.sleep(0.02)
-
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
 
@@ -266,37 +254,40 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 # Handlers that do not return until the test says so (it creates the file HOLD_RELEASE names), so a
 # test knows a request is still in its handler without guessing how long a sleep lasts. Each one
-# prints a JSON line `handler started` (read with Worker.wait_log) when it begins, and the async
-# one a `handler cancelled` line when the runtime cancels it.
+# leaves a mark when it begins (and the async one when the runtime cancels it): an empty file in
+# the folder `<HOLD_RELEASE>.marks`, which `marks` counts. Files, not log lines: handler threads
+# printing at once can interleave their lines on stdout.
 HOLD_APP = """
 import asyncio
-import json
 import os
 import threading
 import time
+import uuid
 
 RELEASE = os.environ["HOLD_RELEASE"]
+MARKS = RELEASE + ".marks"
+os.makedirs(MARKS, exist_ok=True)
 
 
-def _started(route):
-    print(json.dumps({"event": "handler started", "route": route, "thread": threading.current_thread().name}),
-          flush=True)
+def _mark(what, route):
+    name = what + route.replace("/", "_") + "." + uuid.uuid4().hex
+    open(os.path.join(MARKS, name), "x").close()
 
 
 def hang() -> dict:
-    _started("/hang")
+    _mark("started", "/hang")
     while not os.path.exists(RELEASE):
         time.sleep(0.02)
     return {"done": True, "thread": threading.current_thread().name}
 
 
 async def hold() -> dict:
-    _started("/hold")
+    _mark("started", "/hold")
     try:
         while not os.path.exists(RELEASE):
             await asyncio.sleep(0.02)
     except asyncio.CancelledError:
-        print(json.dumps({"event": "handler cancelled", "route": "/hold"}), flush=True)
+        _mark("cancelled", "/hold")
         raise
     return {"held": True}
 
@@ -318,9 +309,20 @@ def hold_app(folder: Path) -> Path:
     ), {"hold.py": HOLD_APP})
 
 
-def started(route: str):
-    """A Worker.wait_log/count_logs predicate: the HOLD_APP handler of `route` began."""
-    return lambda line: line.get("event") == "handler started" and line.get("route") == route
+def marks(release: Path, route: str, what: str = "started") -> int:
+    """How many HOLD_APP handlers of `route` have `started` (or been `cancelled`) so far."""
+    folder = Path(f"{release}.marks")
+    prefix = what + route.replace("/", "_") + "."
+    return sum(1 for path in folder.iterdir() if path.name.startswith(prefix)) if folder.is_dir() else 0
+
+
+def wait_marks(release: Path, route: str, count: int = 1, what: str = "started", timeout: float = 30.0) -> None:
+    """Wait until `count` HOLD_APP handlers of `route` have `started` (or been `cancelled`)."""
+    deadline = time.monotonic() + timeout
+    while marks(release, route, what) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{marks(release, route, what)} of {count} {route} handlers {what} within {timeout}s")
+        time.sleep(0.02)
 
 
 def post_in_background(url: str, json: dict | None = None, timeout: float = 60) -> tuple[threading.Thread, list]:

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from support import CORE_APP, Worker, hold_app, post_in_background, read_response, started
+from support import CORE_APP, Worker, hold_app, post_in_background, marks, read_response, wait_marks
 
 
 def rss_kib(pid: int) -> int:
@@ -35,7 +35,7 @@ def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after(tmp_path):
         worker.wait_ready()
         held = [post_in_background(worker.url + "/hold") for _ in range(5)]
         worker.wait_gauges(in_flight=5, pending=3)  # 2 running (held), 3 waiting for a slot
-        assert worker.count_logs(started("/hold")) == 2
+        wait_marks(release, "/hold", 2)
         # /ping does not wait behind the cap or the pending line.
         assert httpx.get(worker.url + "/ping", timeout=10).status_code == 200
         # The line is full: every further request is refused at once, whatever its handler.
@@ -43,6 +43,7 @@ def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after(tmp_path):
             refused = httpx.post(worker.url + path, json={}, timeout=30)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert refused.json() == {"detail": "The worker is at capacity; retry shortly"}
+        assert marks(release, "/hold") == 2  # none of the waiting or refused ones reached its handler
         release.touch()
         for thread, results in held:
             thread.join(30)
@@ -51,7 +52,8 @@ def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after(tmp_path):
 
 def test_async_handler_past_the_timeout_gets_504_and_is_cancelled(tmp_path):
     # The handler is never released: only the timeout can answer, and only a cancellation ends it.
-    env = {"FLASH_REQUEST_TIMEOUT": "1", "HOLD_RELEASE": str(tmp_path / "never")}
+    never = tmp_path / "never"
+    env = {"FLASH_REQUEST_TIMEOUT": "1", "HOLD_RELEASE": str(never)}
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         start = time.monotonic()
@@ -61,7 +63,7 @@ def test_async_handler_past_the_timeout_gets_504_and_is_cancelled(tmp_path):
         assert r.json() == {"detail": "The handler did not finish within 1 seconds"}
         assert elapsed >= 1.0  # not before the deadline (a lower bound: load only makes it later)
         assert r.headers["x-request-id"]
-        worker.wait_log(lambda line: line["event"] == "handler cancelled")
+        wait_marks(never, "/hold", what="cancelled")
 
 
 def test_sync_handler_timeout_keeps_its_slot_until_the_thread_ends(tmp_path):
@@ -144,10 +146,10 @@ def test_ping_answers_while_40_def_handlers_are_stuck_and_200_clients_wait(tmp_p
             asyncio.run(_concurrently(worker.url + "/hang", 240, {}))))
         runner.start()
         worker.wait_gauges(in_flight=240, timeout=60)
-        worker.wait_count(started("/hang"), 40)  # every thread of the pool is held
+        wait_marks(release, "/hang", 40)  # every thread of the pool is held
         for _ in range(15):
             assert httpx.get(worker.url + "/ping", timeout=10).status_code == 200
-        assert results == [] and worker.count_logs(started("/hang")) == 40
+        assert results == [] and marks(release, "/hang") == 40
         release.touch()
         runner.join(120)
         assert sorted({r.status_code for r in results}) == [200] and len(results) == 240
@@ -334,7 +336,7 @@ def test_waiting_in_line_is_bounded(tmp_path):
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         holder, results = post_in_background(worker.url + "/hold")
-        worker.wait_log(started("/hold"))  # the first request took the slot
+        wait_marks(release, "/hold")  # the first request took the slot
         waited = httpx.post(worker.url + "/quick-async", json={}, timeout=10)
         assert waited.status_code == 503 and waited.headers["retry-after"] == "1"
         assert httpx.get(worker.url + "/ping", timeout=30).status_code == 200  # busy, not defunct

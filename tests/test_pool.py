@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from support import Worker, hold_app, post_in_background, started
+from support import Worker, hold_app, marks, post_in_background, wait_marks
 
 
 def test_ping_and_async_handlers_answer_while_every_pool_thread_is_busy(tmp_path):
@@ -16,13 +16,13 @@ def test_ping_and_async_handlers_answer_while_every_pool_thread_is_busy(tmp_path
         # Twice as many blocking calls as threads: the pool is full and has a queue.
         callers = [post_in_background(worker.url + "/hang") for _ in range(threads * 2)]
         worker.wait_gauges(in_flight=threads * 2)
-        worker.wait_count(started("/hang"), threads)
+        wait_marks(release, "/hang", threads)
         for _ in range(10):
             assert httpx.get(worker.url + "/ping", timeout=10).status_code == 200
             # async handlers keep answering too
             assert httpx.post(worker.url + "/quick-async", json={}, timeout=10).json() == {"quick": "async"}
         # Every thread was still held meanwhile, and no queued call had found a thread.
-        assert worker.count_logs(started("/hang")) == threads
+        assert marks(release, "/hang") == threads
         assert all(results == [] for _, results in callers)
         release.touch()
         for caller, _ in callers:

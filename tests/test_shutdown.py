@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from support import CORE_APP, Worker, hold_app, lb_manifest, post_in_background, started, write_app
+from support import CORE_APP, Worker, hold_app, lb_manifest, post_in_background, wait_marks, write_app
 
 # The metrics gauge shows what is in flight before the signal; the drain's own log lines say what
 # it saw when the signal arrived.
@@ -18,10 +18,10 @@ def _draining(worker: Worker) -> dict:
     return worker.wait_log(lambda line: line["event"] == "draining")
 
 
-def _hold_one(worker: Worker, route: str):
-    """A request to a HOLD_APP route, in its handler and counted in flight, until the test releases it."""
+def _hold_one(worker: Worker, route: str, release):
+    """A request to a HOLD_APP route, in its handler and counted in flight, until `release` exists."""
     thread, results = post_in_background(worker.url + route)
-    worker.wait_log(started(route))
+    wait_marks(release, route)
     worker.wait_gauges(in_flight=1)
     return thread, results
 
@@ -31,7 +31,7 @@ def test_sigterm_with_a_request_in_flight(tmp_path):
     env = {**_ENV, "HOLD_RELEASE": str(release), "FLASH_GRACEFUL_TIMEOUT": "20", "FLASH_DRAIN_QUIET": "0.5"}
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
-        thread, results = _hold_one(worker, "/hang")
+        thread, results = _hold_one(worker, "/hang", release)
         worker.signal(signal.SIGTERM)
 
         # /ping turns 503 draining while the request is still held in its handler.
@@ -54,7 +54,7 @@ def test_requests_arriving_while_draining_are_served(tmp_path):
     env = {**_ENV, "HOLD_RELEASE": str(release), "FLASH_GRACEFUL_TIMEOUT": "60", "FLASH_DRAIN_QUIET": "2"}
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
-        thread, results = _hold_one(worker, "/hold")
+        thread, results = _hold_one(worker, "/hold", release)
         worker.signal(signal.SIGTERM)
         worker.wait_status(503, timeout=10)
         # The held request keeps the listener open (the drain waits for FLASH_DRAIN_QUIET without a
@@ -88,24 +88,26 @@ def test_sigint_drains_like_sigterm():
 
 def test_second_signal_exits_at_once(tmp_path):
     # The held request is never released: only the second signal can end the process.
-    env = {**_ENV, "HOLD_RELEASE": str(tmp_path / "never"), "FLASH_GRACEFUL_TIMEOUT": "120", "FLASH_DRAIN_QUIET": "0.2"}
+    never = tmp_path / "never"
+    env = {**_ENV, "HOLD_RELEASE": str(never), "FLASH_GRACEFUL_TIMEOUT": "120", "FLASH_DRAIN_QUIET": "0.2"}
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
-        thread, _ = _hold_one(worker, "/hang")
+        thread, _ = _hold_one(worker, "/hang", never)
         worker.signal(signal.SIGTERM)
         worker.wait_status(503, timeout=10)
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(60) == 1
-        assert worker.wait_log(lambda line: line["event"] == "second signal, exiting now")
+        worker.wait_log(lambda line: line["event"] == "second signal, exiting now")
         thread.join(15)
 
 
 def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit(tmp_path):
     # The held request is never released: the process exits because the graceful timeout ended.
-    env = {**_ENV, "HOLD_RELEASE": str(tmp_path / "never"), "FLASH_GRACEFUL_TIMEOUT": "2", "FLASH_DRAIN_QUIET": "0.2"}
+    never = tmp_path / "never"
+    env = {**_ENV, "HOLD_RELEASE": str(never), "FLASH_GRACEFUL_TIMEOUT": "2", "FLASH_DRAIN_QUIET": "0.2"}
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
-        thread, results = _hold_one(worker, "/hold")
+        thread, results = _hold_one(worker, "/hold", never)
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(60) == 0
         assert _draining(worker)["in_flight"] == 1

@@ -6,7 +6,7 @@ import signal
 
 import httpx
 
-from support import CORE_APP, Worker, free_port, hold_app, post_in_background, started
+from support import CORE_APP, Worker, free_port, hold_app, post_in_background, wait_marks
 
 
 def test_serves_under_uvicorn():
@@ -27,7 +27,7 @@ def test_drains_and_exits_zero_under_uvicorn(tmp_path):
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, results = post_in_background(worker.url + "/hold")
-        worker.wait_log(started("/hold"))
+        wait_marks(release, "/hold")
         worker.wait_gauges(in_flight=1)
         worker.signal(signal.SIGTERM)
         assert worker.wait_status(503, timeout=10).json() == {"status": "draining"}
