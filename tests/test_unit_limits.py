@@ -13,7 +13,8 @@ from runtime.limits import Limiter, Overloaded  # Overloaded may move to runtime
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run a test's coroutine; a limiter that never hands a slot over fails the test instead of hanging it."""
+    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 async def _settle() -> None:
