@@ -114,8 +114,8 @@ def test_the_execute_endpoint_is_refused_on_a_deployed_worker():
 
 
 def test_the_user_setting():
-    assert (Settings.from_env({}).run_as.uid, Settings.from_env({}).run_as.gid) == (10001, 10001)
-    assert (Settings.from_env({"FLASH_USER": "1234:99"}).run_as.uid, Settings.from_env({"FLASH_USER": "1234:99"}).run_as.gid) == (1234, 99)
+    default, given = Settings.from_env({}).run_as, Settings.from_env({"FLASH_USER": "1234:99"}).run_as
+    assert (default.uid, default.gid, given.uid, given.gid) == (10001, 10001, 1234, 99)
     assert Settings.from_env({"FLASH_USER": "root"}).run_as.is_root
     assert _error({"FLASH_USER": "root", "RUNPOD_POD_ID": "p1"}) == (
         "invalid settings: FLASH_USER='root': application code never runs as root on a deployed worker")
