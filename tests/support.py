@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
 CORE_APP = Path(__file__).resolve().parent / "core_app"
 EXAMPLE_APP = ROOT / "manifests" / "example"
+_GAUGE = re.compile(r"^(flash_\w+) (\S+)$", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -139,6 +141,25 @@ class Worker:
         self.wait_status(200, timeout=timeout)
         return self
 
+    def gauges(self) -> dict[str, float]:
+        """The unlabelled gauges of `/metrics` (the worker must serve it: FLASH_METRICS=1 or a
+        separate PORT_HEALTH), e.g. `flash_requests_in_flight`."""
+        text = httpx.get(self.health_url + "/metrics", timeout=5).text
+        return {name: float(value) for name, value in _GAUGE.findall(text)}
+
+    def wait_gauges(self, timeout: float = 30.0, **expected: float) -> dict[str, float]:
+        """Poll `/metrics` until every named gauge reads its value: `in_flight=2, pending=3` are
+        `flash_requests_in_flight` and `flash_requests_pending`."""
+        wanted = {f"flash_requests_{name}": float(value) for name, value in expected.items()}
+        deadline = time.monotonic() + timeout
+        while True:
+            gauges = self.gauges()
+            if all(gauges.get(name) == value for name, value in wanted.items()):
+                return gauges
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gauges never read {wanted} (last: {gauges}):\n{self.output()[-4000:]}")
+            time.sleep(0.02)
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
 
@@ -229,3 +250,91 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             raise ConnectionError("closed before the end of the body")
         body += chunk
     return status, headers, body
+
+
+# Handlers that do not return until the test says so (it creates the file HOLD_RELEASE names), so a
+# test knows a request is still in its handler without guessing how long a sleep lasts. Each one
+# leaves a mark when it begins (and the async one when the runtime cancels it): an empty file in
+# the folder `<HOLD_RELEASE>.marks`, which `marks` counts. Files, not log lines: handler threads
+# printing at once can interleave their lines on stdout.
+HOLD_APP = """
+import asyncio
+import os
+import threading
+import time
+import uuid
+
+RELEASE = os.environ["HOLD_RELEASE"]
+MARKS = RELEASE + ".marks"
+os.makedirs(MARKS, exist_ok=True)
+
+
+def _mark(what, route):
+    name = what + route.replace("/", "_") + "." + uuid.uuid4().hex
+    open(os.path.join(MARKS, name), "x").close()
+
+
+def hang() -> dict:
+    _mark("started", "/hang")
+    while not os.path.exists(RELEASE):
+        time.sleep(0.02)
+    return {"done": True, "thread": threading.current_thread().name}
+
+
+async def hold() -> dict:
+    _mark("started", "/hold")
+    try:
+        while not os.path.exists(RELEASE):
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        _mark("cancelled", "/hold")
+        raise
+    return {"held": True}
+
+
+def quick() -> dict:
+    return {"quick": True}
+
+
+async def quick_async() -> dict:
+    return {"quick": "async"}
+"""
+
+
+def hold_app(folder: Path) -> Path:
+    """An app serving HOLD_APP: POST /hang (def), /hold (async), /quick (def), /quick-async."""
+    return write_app(folder, lb_manifest(
+        ("hold", "hang", "POST", "/hang"), ("hold", "hold", "POST", "/hold"),
+        ("hold", "quick", "POST", "/quick"), ("hold", "quick_async", "POST", "/quick-async"),
+    ), {"hold.py": HOLD_APP})
+
+
+def marks(release: Path, route: str, what: str = "started") -> int:
+    """How many HOLD_APP handlers of `route` have `started` (or been `cancelled`) so far."""
+    folder = Path(f"{release}.marks")
+    prefix = what + route.replace("/", "_") + "."
+    return sum(1 for path in folder.iterdir() if path.name.startswith(prefix)) if folder.is_dir() else 0
+
+
+def wait_marks(release: Path, route: str, count: int = 1, what: str = "started", timeout: float = 30.0) -> None:
+    """Wait until `count` HOLD_APP handlers of `route` have `started` (or been `cancelled`)."""
+    deadline = time.monotonic() + timeout
+    while marks(release, route, what) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{marks(release, route, what)} of {count} {route} handlers {what} within {timeout}s")
+        time.sleep(0.02)
+
+
+def post_in_background(url: str, json: dict | None = None, timeout: float = 60) -> tuple[threading.Thread, list]:
+    """POST from a thread; its response (or the httpx error) lands in the returned list."""
+    results: list = []
+
+    def run() -> None:
+        try:
+            results.append(httpx.post(url, json=json if json is not None else {}, timeout=timeout))
+        except httpx.HTTPError as exc:  # recorded, so the test can fail on it
+            results.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, results

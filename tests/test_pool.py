@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 
-from support import CORE_APP
-from support import Worker
+from support import Worker, hold_app, marks, post_in_background, wait_marks
 
 
-def test_ping_answers_while_every_pool_thread_is_busy():
+def test_ping_and_async_handlers_answer_while_every_pool_thread_is_busy(tmp_path):
     threads = 4
-    with Worker(CORE_APP, env={"FLASH_SYNC_THREADS": str(threads)}) as worker:
+    release = tmp_path / "release"
+    env = {"FLASH_SYNC_THREADS": str(threads), "FLASH_METRICS": "1", "HOLD_RELEASE": str(release)}
+    with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
-        results: list = []
-
-        def call() -> None:
-            results.append(httpx.post(worker.url + "/slow-sync", json={"seconds": 3}, timeout=30))
-
         # Twice as many blocking calls as threads: the pool is full and has a queue.
-        callers = [threading.Thread(target=call) for _ in range(threads * 2)]
-        for caller in callers:
-            caller.start()
-        time.sleep(0.5)
+        callers = [post_in_background(worker.url + "/hang") for _ in range(threads * 2)]
+        worker.wait_gauges(in_flight=threads * 2)
+        wait_marks(release, "/hang", threads)
         for _ in range(10):
-            start = time.monotonic()
-            ping = httpx.get(worker.url + "/ping", timeout=1.0)
-            assert ping.status_code == 200
-            assert time.monotonic() - start < 1.0
+            assert httpx.get(worker.url + "/ping", timeout=10).status_code == 200
             # async handlers keep answering too
-            assert httpx.post(worker.url + "/scalars", json={"y": 1}, timeout=1.0).status_code == 200
-            time.sleep(0.1)
-        for caller in callers:
+            assert httpx.post(worker.url + "/quick-async", json={}, timeout=10).json() == {"quick": "async"}
+        # Every thread was still held meanwhile, and no queued call had found a thread.
+        assert marks(release, "/hang") == threads
+        assert all(results == [] for _, results in callers)
+        release.touch()
+        for caller, _ in callers:
             caller.join(30)
-        assert [r.status_code for r in results] == [200] * (threads * 2)
-        used = {r.json()["thread"] for r in results}
+        responses = [results[0] for _, results in callers]
+        assert [r.status_code for r in responses] == [200] * (threads * 2)
+        used = {r.json()["thread"] for r in responses}
         assert len(used) == threads  # exactly the configured number of threads served them

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from support import CORE_APP, Worker
+from support import CORE_APP, Worker, lb_manifest, write_app
 
 
 @pytest.fixture(scope="module")
@@ -19,33 +19,60 @@ def worker():
         yield w.wait_ready()
 
 
-def test_sse_arrives_incrementally(worker):
-    with httpx.stream("GET", worker.url + "/stream", params={"count": 5, "delay": 0.3},
-                      headers={"Accept": "text/event-stream"}, timeout=10) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        start = time.monotonic()
-        events = []
-        first_at = None
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
-                first_at = first_at if first_at is not None else time.monotonic() - start
-        total = time.monotonic() - start
-    assert events == [{"index": i} for i in range(5)]
-    # The first event came long before the generator finished (5 x 0.3 s).
-    assert first_at is not None and first_at < total - 0.8
+GATED = """
+import asyncio
+import os
 
 
-def test_json_lines_without_sse_accept(worker):
-    with httpx.stream("GET", worker.url + "/stream", params={"count": 3, "delay": 0.3}, timeout=10) as response:
-        assert response.headers["content-type"].startswith("application/jsonl")
-        start = time.monotonic()
-        lines = []
+async def gated(gate: str):
+    yield {"index": 0}
+    while not os.path.exists(gate):  # the rest waits until the test has read the first item
+        await asyncio.sleep(0.02)
+    for index in (1, 2):
+        yield {"index": index}
+"""
+
+
+@pytest.fixture(scope="module")
+def gated_worker(tmp_path_factory):
+    app = write_app(tmp_path_factory.mktemp("gated"), lb_manifest(("gated", "gated", "GET", "/gated")),
+                    {"gated.py": GATED})
+    with Worker(app) as w:
+        yield w.wait_ready()
+
+
+def _read_gated(worker: Worker, gate, headers: dict, parse) -> list:
+    """Read the /gated stream; the generator is held after its first item until `gate` exists,
+    so receiving that item proves it was sent before the generator finished."""
+    items = []
+    with httpx.stream("GET", worker.url + "/gated", params={"gate": str(gate)}, headers=headers,
+                      timeout=30) as response:
+        content_type = response.headers["content-type"]
         for line in response.iter_lines():
-            if line:
-                lines.append((time.monotonic() - start, json.loads(line)))
-    assert [item for _, item in lines] == [{"index": i} for i in range(3)]
-    assert lines[0][0] < lines[-1][0] - 0.4
+            item = parse(line)
+            if item is None:
+                continue
+            items.append(item)
+            if len(items) == 1:
+                assert not gate.exists()
+                gate.touch()
+    return content_type, items
+
+
+def test_sse_arrives_incrementally(gated_worker, tmp_path):
+    def parse(line):
+        return json.loads(line[len("data: "):]) if line.startswith("data: ") else None
+
+    content_type, events = _read_gated(gated_worker, tmp_path / "gate", {"Accept": "text/event-stream"}, parse)
+    assert content_type.startswith("text/event-stream")
+    assert events == [{"index": i} for i in range(3)]
+
+
+def test_json_lines_without_sse_accept_arrive_incrementally(gated_worker, tmp_path):
+    content_type, items = _read_gated(gated_worker, tmp_path / "gate", {},
+                                      lambda line: json.loads(line) if line else None)
+    assert content_type.startswith("application/jsonl")
+    assert items == [{"index": i} for i in range(3)]
 
 
 def test_sync_generator_streams_from_the_pool(worker):
@@ -56,15 +83,17 @@ def test_sync_generator_streams_from_the_pool(worker):
 
 
 def test_client_disconnect_stops_the_generator(worker):
-    with httpx.stream("GET", worker.url + "/stream", params={"count": 100, "delay": 0.1},
+    count = 100_000  # 0.05 s apart: over an hour, unless the disconnect stops the generator
+    with httpx.stream("GET", worker.url + "/stream", params={"count": count, "delay": 0.05},
                       headers={"Accept": "text/event-stream"}, timeout=10) as response:
         for line in response.iter_lines():
             if line.startswith("data: "):
                 break  # leave after the first event; the context manager closes the connection
-    time.sleep(1.0)
-    state = httpx.get(worker.url + "/stream-state").json()
-    assert state["closed"] is True
-    assert state["produced"] < 30, state
+    deadline = time.monotonic() + 30
+    while not (state := httpx.get(worker.url + "/stream-state").json())["closed"]:
+        assert time.monotonic() < deadline, f"the generator still runs after the client left: {state}"
+        time.sleep(0.05)
+    assert state["produced"] < count, state
 
 
 def test_bytes_are_octet_stream(worker):
