@@ -9,7 +9,8 @@ import pytest
 import structlog
 
 from runtime.health import Health, HealthState
-from runtime.limits import Limiter, Overloaded  # Overloaded may move to runtime.errors
+from runtime.errors import Overloaded
+from runtime.limits import Limiter
 
 
 def run(coro):
