@@ -380,6 +380,18 @@ def count_files(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
 
 
+def settle(folder: Path, quiet: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until nothing is added to `folder` for `quiet` s (a cache written after ready)."""
+    deadline = time.monotonic() + timeout
+    last = count_files(folder)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = count_files(folder)
+        if now == last:
+            return
+        last = now
+
+
 # --------------------------------------------------------------------------- load
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -586,8 +598,9 @@ class Bench:
         unpacked  exec -> first 200 from a fresh copy of the unpacked tree (the reference on
                   bench/reference.py's generated handler);
         cached    the runtime booted twice from the archive with FLASH_CACHE_DIR on one fresh
-                  folder: the second boot is measured (the first, filling the cache, is kept too);
-                  the reference has no cache, so its figure for this path is its `artifact` one.
+                  folder: the second boot is measured (the first, filling the cache, is kept too,
+                  and stopped only once nothing was added to the cache for a second); the
+                  reference has no cache, so its figure for this path is its `artifact` one.
 
         Runs alternate (reference, runtime, ...; each round starts with the other server), after
         one unmeasured round that also checks a route of each server.
@@ -658,7 +671,8 @@ class Bench:
             cache = run_dir / "cache"
             cache.mkdir()
             fill = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app1",
-                                                  reference_tree, cache), smoke)
+                                                  reference_tree, cache), smoke,
+                                     before_stop=lambda: settle(cache))
             files = count_files(cache)
             second = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app2",
                                                     reference_tree, cache), smoke)
@@ -666,12 +680,14 @@ class Bench:
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def realapp_once(self, spec: ServerSpec, smoke: bool) -> dict:
+    def realapp_once(self, spec: ServerSpec, smoke: bool, before_stop=None) -> dict:
         os.sync()  # the fresh tree's (or the last unpack's) dirty pages are not written back mid-boot
         server, times = self.launch(spec, poll=REALAPP_POLL)
         try:
             if smoke:
                 realapp_smoke_check(spec)
+            if before_stop is not None:
+                before_stop()
         finally:
             self.halt(server)
         record = server.boot_record() or {}
