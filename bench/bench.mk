@@ -12,11 +12,13 @@ $(RUNTIME_VENV)/.installed: pyproject.toml
 	$(RUNTIME_VENV)/bin/pip install --quiet -e '.[uvicorn]'
 	touch $@
 
-## bench: full run (~15 min); writes bench/results/{results.md,results.json,chart.png}
+## bench: full run; writes bench/results/{results.md,results.json,chart.png}
+## BENCH_ARGS="--phases cold,realapp --merge" runs some phases and keeps the others' results.
+## The realapp phase builds its artifact once (flash build, network) into /var/tmp/flash-bench-cache.
 bench: venv bench-setup
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-## bench-quick: short rounds (~4 min), same outputs
+## bench-quick: short rounds (3 boots per real-app path instead of 5), same outputs
 bench-quick: venv bench-setup
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 

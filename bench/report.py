@@ -119,6 +119,89 @@ def targets(results: dict) -> list[dict]:
     return rows
 
 
+REALAPP_PATHS = (  # (row, label); `fill` is the cached row's first boot
+    ("artifact", "real app: archive on disk -> first 200"),
+    ("unpacked", "real app: unpacked tree -> first 200"),
+    ("cached", "real app: second boot with a persistent cache -> first 200"),
+    ("fill", "real app: first boot, filling the cache -> first 200"),
+)
+
+
+def _span(s: dict | None) -> str:
+    if not s:
+        return "–"
+    return f"{s['first_200_ms']:.0f} ({s['min_ms']:.0f}-{s['max_ms']:.0f})"
+
+
+def _phases(phases: dict | None) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in (phases or {}).items() if v >= 1) or "–"
+
+
+def _trivial(cold: dict, server: str) -> dict | None:
+    s = cold.get(server)
+    if not s:
+        return None
+    runs = [r["first_200_ms"] for r in s["runs"]]
+    return {"first_200_ms": s["first_200_ms"], "min_ms": min(runs), "max_ms": max(runs)}
+
+
+def cold_start_table(results: dict) -> str:
+    """Exec -> first 200 of the trivial app and of the real app's paths, reference beside runtime:
+    median (range) in ms, the ratio, and the boot phases (medians)."""
+    rows_out = ["| path | reference ms, median (range) | runtime ms, median (range) | runtime / "
+                "reference | runtime boot phases ms | reference boot phases ms |",
+                "|---|---:|---:|---:|---|---|"]
+    cold = results.get("cold_start") or {}
+    if cold:
+        ref, run = _trivial(cold, "reference"), _trivial(cold, "runtime")
+        ratio = _ratio(_get(run or {}, "first_200_ms"), _get(ref or {}, "first_200_ms"))
+        rows_out.append(f"| trivial app (bench/apps/noop) -> first 200 | {_span(ref)} | {_span(run)} | "
+                        f"{_f(ratio, '.2f')} | – | – |")
+    real = (results.get("realapp") or {}).get("rows") or {}
+    for row, label in REALAPP_PATHS:
+        if row == "fill":
+            run = _get(real, "cached", "runtime", "fill")
+            ref = _get(real, "artifact", "reference")
+        else:
+            run, ref = _get(real, row, "runtime"), _get(real, row, "reference")
+        if run is None and ref is None:
+            continue
+        ref_text = _span(ref) + (" = archive row (no cache)" if row in ("cached", "fill") and ref else "")
+        ratio = _ratio(_get(run or {}, "first_200_ms"), _get(ref or {}, "first_200_ms"))
+        ref_phases = "–" if row in ("cached", "fill") else _phases(_get(ref or {}, "phases_ms"))
+        rows_out.append(f"| {label} | {ref_text} | {_span(run)} | {_f(ratio, '.2f')} | "
+                        f"{_phases(_get(run or {}, 'phases_ms'))} | {ref_phases} |")
+    return "\n".join(rows_out)
+
+
+def realapp_notes(results: dict) -> list[str]:
+    """The build measured, the runtime's slowest imports per path, whether the cache was used."""
+    section = results.get("realapp") or {}
+    build, real = section.get("build") or {}, section.get("rows") or {}
+    out = []
+    if build:
+        out.append(f"- App: `{build.get('app')}` ({', '.join(build.get('sources', []))}), resource "
+                   f"`{build.get('resource')}`, built by `flash build --python-version "
+                   f"{build.get('target_python')}` (runpod-flash {build.get('runpod_flash_builder')}): "
+                   f"{build.get('artifact_bytes', 0) / 2**20:.1f} MB archive, {build.get('members')} "
+                   f"members, {build.get('files')} files, {build.get('unpacked_bytes', 0) / 2**20:.0f} MB "
+                   f"unpacked; {section.get('runs')} boots per path and server, alternating.")
+    for row, label in REALAPP_PATHS:
+        node = _get(real, "cached", "runtime", "fill") if row == "fill" else _get(real, row, "runtime")
+        slow = (node or {}).get("slowest_imports_ms")
+        if slow:
+            out.append(f"- Runtime's slowest imports (own time, ms, median boot), {label.split(': ', 1)[1]}: "
+                       + ", ".join(f"`{k}` {v:.0f}" for k, v in slow.items()))
+    files = _get(real, "cached", "runtime", "cache_files")
+    if files is not None:
+        out.append("- Files in FLASH_CACHE_DIR after the first boot: " + ", ".join(map(str, files))
+                   + (" (the runtime wrote no cache: this row shows no gain)" if not any(files) else ""))
+    for key, error in (section.get("failures") or {}).items():
+        first = error.strip().splitlines()[0] if error.strip() else "failed"
+        out.append(f"- `{key}` not measured: {first}")
+    return out
+
+
 def targets_table(rows: list[dict]) -> str:
     lines = ["| target | measured | per server CPU-s | bound | result |",
              "|---|---:|---:|---:|---|"]
@@ -139,6 +222,21 @@ def _x(value) -> str:
     return "–" if value is None else f"{value:.2f}x"
 
 
+def _measured(results: dict, section: str) -> str:
+    """`Measured <date> (<profile>). ` when the section comes from another run than the header's."""
+    stamp = (results.get("measured") or {}).get(section)
+    env = results.get("environment", {})
+    if not stamp or stamp.get("date") == env.get("date"):
+        return ""
+    return f"Measured {stamp.get('date')} (profile `{stamp.get('profile')}`, commit {stamp.get('commit')}). "
+
+
+def _runs(results: dict, section: str, field: str):
+    """A profile count (`cold_runs`, ...) of the run that measured `section`."""
+    stamp = (results.get("measured") or {}).get(section) or {}
+    return (stamp.get("counts") or results.get("profile") or {}).get(field)
+
+
 def _loadavg(results: dict) -> str:
     la = results.get("loadavg") or {}
     fmt = lambda v: "/".join(f"{x:.1f}" for x in v) if v else "?"
@@ -157,7 +255,8 @@ def markdown(results: dict) -> str:
             + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v),
             f"- Load generator: {env.get('wrk')}, one thread",
             f"- Project commit: {env.get('commit') or 'uncommitted'}",
-            f"- Rounds: {prof.get('rounds')} x {prof.get('duration')} s per load cell, servers "
+            f"- Rounds: {_runs(results, 'load', 'rounds')} x {_runs(results, 'load', 'duration')} s "
+            "per load cell, servers "
             "alternating (each round starts with the next server); figures are medians over "
             "rounds.",
             f"- Other load: load average {_loadavg(results)}; a load run during which other "
@@ -168,14 +267,19 @@ def markdown(results: dict) -> str:
             "high.",
             "- Raw floors on the event loop their runtime variant uses: "
             + (", ".join(f"`{k}` {v}" for k, v in (results.get("floor_loop") or {}).items())
-               or "n/a"), ""]
+               or "n/a")]
+    kept = sorted({k for k, v in (results.get("measured") or {}).items() if v.get("date") != env.get("date")})
+    if kept:
+        out.append(f"- Kept from earlier runs (`--merge`): {', '.join(kept)}; each section gives its "
+                   "date, profile and commit.")
+    out.append("")
     out += ["Servers:", ""] + [f"- `{k}`: {v}" for k, v in SERVER_NOTES.items()
                                if k in results.get("servers", []) or k in results.get("failures", {})]
     out += ["", "## Targets", "", targets_table(results.get("targets", [])), ""]
 
     load = results.get("load", {})
     if load:
-        out += ["## Throughput and latency", "",
+        out += ["## Throughput and latency", "", _measured(results, "load") +
                 "No-op JSON POST (`{\"value\": 1, \"label\": \"bench\"}` -> `{\"value\": 1}`, both "
                 "arguments validated) and `GET /ping`. The raw floors answer the same POST "
                 "without an app.", "",
@@ -197,9 +301,10 @@ def markdown(results: dict) -> str:
 
     cold = results.get("cold_start", {})
     if cold:
-        out += ["## Cold start", "",
+        out += ["## Cold start", "", _measured(results, "cold_start") +
                 "Process exec -> first answer on `/ping` (any status) and -> first 200, "
-                f"median of {prof.get('cold_runs')} (one unmeasured boot first).", "",
+                f"median of {_runs(results, 'cold_start', 'cold_runs')} (one unmeasured boot first), "
+                "on the trivial app `bench/apps/noop`.", "",
                 "| server | first answer ms | first 200 ms | runs (first 200 ms) |",
                 "|---|---:|---:|---|"]
         for server, s in cold.items():
@@ -208,9 +313,25 @@ def markdown(results: dict) -> str:
                        f"{runs} |")
         out.append("")
 
+    if (results.get("realapp") or {}).get("rows") or (results.get("realapp") or {}).get("failures"):
+        out += ["## Cold start of a real app", "", _measured(results, "realapp") +
+                "flash-examples' `03_advanced_workers/05_load_balancer` as `flash build` ships it, "
+                "each boot into a fresh app folder. Archive on disk: the reference extracts it with "
+                "`tarfile` into its app folder and imports the generated handler, as "
+                "worker-flash-lb's `lb_handler` does (`bench/apps/reference_unpack.py`); the runtime "
+                "gets `FLASH_ARTIFACT_PATH` and an empty `FLASH_MODULE_PATH`. Unpacked tree: both "
+                "start on a fresh copy of the unpacked archive (the reference on "
+                "`bench/reference.py`'s generated handler). Persistent cache: the runtime boots "
+                "twice from the archive with `FLASH_CACHE_DIR` on one fresh folder, the second boot "
+                "counts; the reference has no cache, so its figure is the archive row's. Phases: "
+                "the runtime's `boot` line; the reference's are timed inside its handler module "
+                "(the rest of its boot is the interpreter and uvicorn). `/ping` is polled every "
+                "50 ms during these boots (2 ms for the trivial app).", "",
+                cold_start_table(results), ""] + realapp_notes(results) + [""]
+
     memory = results.get("memory", {})
     if memory:
-        out += ["## Memory", "", "RSS of the server process (and children), idle after boot and "
+        out += ["## Memory", "", _measured(results, "memory") + "RSS of the server process (and children), idle after boot and "
                 "after the no-op POSTs (c64).", "",
                 "| server | idle RSS MB | requests | RSS after MB |", "|---|---:|---:|---:|"]
         for server, s in memory.items():
@@ -220,8 +341,8 @@ def markdown(results: dict) -> str:
 
     routes = results.get("routes", {})
     if routes:
-        out += ["## Routes", "", "Generated manifests of N no-op POST routes; boot = exec -> first "
-                f"200 (median of {prof.get('boot_runs')}); throughput = c64 on the last route "
+        out += ["## Routes", "", _measured(results, "routes") + "Generated manifests of N no-op POST routes; boot = exec -> first "
+                f"200 (median of {_runs(results, 'routes', 'boot_runs')}); throughput = c64 on the last route "
                 "registered. Route counts alternate like the servers: boot and load rounds rotate "
                 "through every (count, server) pair, so the 1000/1 ratios compare the same moments.", "",
                 "| routes | server | boot ms | runtime boot phases ms | req/s | req per server "
@@ -241,7 +362,7 @@ def markdown(results: dict) -> str:
 
     body = results.get("body", {})
     if body:
-        out += ["## Large bodies", "", "`POST /bulk` with `{\"name\": ..., \"rows\": [[16 floats], "
+        out += ["## Large bodies", "", _measured(results, "body") + "`POST /bulk` with `{\"name\": ..., \"rows\": [[16 floats], "
                 "...]}` typed `rows: list[list[float]]`; the handler returns `{\"rows\": N}` "
                 "(checked). Latency from sending the request to the last byte of the answer, one "
                 "connection, requests alternating between servers.", "",
@@ -260,7 +381,7 @@ def markdown(results: dict) -> str:
 
     busy = results.get("busy", {})
     if busy:
-        out += ["## /ping while the thread pool is full", "",
+        out += ["## /ping while the thread pool is full", "", _measured(results, "busy") +
                 "`GET /ping` (wrk, 4 connections) while 240 blocking `def` requests (`time.sleep(2)`) are "
                 "kept in flight: 40 hold the pool's threads, the rest wait for one.", "",
                 "| server | /ping req/s | p50 ms | p99 ms | max ms | errors | sleeping requests done |",
@@ -326,6 +447,37 @@ def _bars(ax, rows: list[tuple[str, float | None, str]], title: str, unit: str, 
     ax.spines[["top", "right"]].set_visible(False)
 
 
+def _realapp_panel(ax, results: dict) -> None:
+    """Exec -> first 200 of the trivial and the real app, reference and runtime side by side."""
+    real = (results.get("realapp") or {}).get("rows") or {}
+    cold = results.get("cold_start") or {}
+    groups = [("trivial app", _get(cold, "reference", "first_200_ms"), _get(cold, "runtime", "first_200_ms")),
+              ("real app,\nfrom the archive", _get(real, "artifact", "reference", "first_200_ms"),
+               _get(real, "artifact", "runtime", "first_200_ms")),
+              ("real app,\nunpacked tree", _get(real, "unpacked", "reference", "first_200_ms"),
+               _get(real, "unpacked", "runtime", "first_200_ms")),
+              ("real app, 2nd boot,\npersistent cache", _get(real, "cached", "reference", "first_200_ms"),
+               _get(real, "cached", "runtime", "first_200_ms"))]
+    groups = [g for g in groups if g[1] is not None or g[2] is not None]
+    top = max([v for g in groups for v in g[1:] if v] or [1])
+    for i, (label, ref, run) in enumerate(groups):
+        for offset, server, value in ((-0.2, "reference", ref), (0.2, "runtime", run)):
+            if value is None:
+                continue
+            ax.barh(i + offset, value / 1000, height=0.38, color=COLORS[server],
+                    label=CHART_LABELS[server] if i == 0 else None)
+            ax.text(value / 1000 + top / 1000 * 0.015, i + offset, f"{value / 1000:.2f} s",
+                    va="center", fontsize=11)
+    ax.set_yticks(range(len(groups)), [g[0] for g in groups], fontsize=11)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top / 1000 * 1.3)
+    ax.set_title("Cold start: exec to the first 200 (median)", fontsize=14, fontweight="bold", loc="left", pad=10)
+    ax.set_xlabel("seconds (lower is better)", fontsize=12)
+    if groups:
+        ax.legend(fontsize=11, loc="upper right")
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def chart(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -334,7 +486,7 @@ def chart(results: dict, path: Path) -> None:
 
     load, cold, memory = results.get("load", {}), results.get("cold_start", {}), results.get("memory", {})
     body, busy, routes = results.get("body", {}), results.get("busy", {}), results.get("routes", {})
-    fig, axes = plt.subplots(4, 2, figsize=(16, 19))
+    fig, axes = plt.subplots(5, 2, figsize=(16, 23.5))
     panels = iter(axes.flat)
 
     def per_server(value, text):
@@ -377,13 +529,17 @@ def chart(results: dict, path: Path) -> None:
     ax.set_title("Throughput on the last of N routes (c64)", fontsize=14, fontweight="bold", loc="left", pad=10)
     ax.set_ylabel("requests per second", fontsize=12)
     ax.tick_params(axis="y", labelsize=11)
-    ax.legend(fontsize=11, loc="lower left")
+    if ax.get_lines():
+        ax.legend(fontsize=11, loc="lower left")
     ax.spines[["top", "right"]].set_visible(False)
+
+    _realapp_panel(next(panels), results)
+    next(panels).axis("off")
 
     env = results.get("environment", {})
     fig.suptitle(f"Flash worker runtime vs the reference: {env.get('cpu')}, {env.get('cpus')} CPUs, "
                  f"Python {env.get('python')}, {env.get('date')}", fontsize=16, fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 0.975), h_pad=3.5, w_pad=4)
+    fig.tight_layout(rect=(0, 0, 1, 0.98), h_pad=3.5, w_pad=4)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -7,12 +7,15 @@ Servers (each pinned to CPU 0 with taskset; wrk and this driver run on CPU 1):
   raw-hypercorn   a do-nothing ASGI app on Hypercorn (the floor under `runtime`)
   raw-uvicorn     the same on uvicorn (the floor under `runtime-uvicorn`)
 
-Phases: cold start (exec -> first /ping answer, -> first 200), memory (idle RSS, RSS after 100k
-requests), load (wrk rounds alternating between servers; medians), body (1 MB and 30 MB typed JSON
-bodies), routes (1/100/1000-route manifests: boot, throughput on the last route). Results go to
-bench/results/{results.md,results.json,chart.png}.
+Phases: cold start (exec -> first /ping answer, -> first 200), realapp (cold starts of a real
+`flash build` artifact: from the archive, from the unpacked tree, and the runtime's second boot with
+a persistent cache), memory (idle RSS, RSS after 100k requests), load (wrk rounds alternating
+between servers; medians), body (1 MB and 30 MB typed JSON bodies), busy (/ping while the thread
+pool is full), routes (1/100/1000-route manifests: boot, throughput on the last route). Results go
+to bench/results/{results.md,results.json,chart.png}; with --merge, the sections of the phases not
+run are kept from the results.json already there (each section names its own date).
 
-    .venv/bin/python bench/run.py [--quick] [--servers a,b] [--phases cold,load,body,routes]
+    .venv/bin/python bench/run.py [--quick] [--servers a,b] [--phases cold,realapp,load,body,busy,routes] [--merge]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH / "apps"))
 
+import build_real_artifact  # noqa: E402
 import gen_routes  # noqa: E402
 import reference  # noqa: E402
 import report  # noqa: E402
@@ -54,6 +58,7 @@ RUNTIME_PYTHON = str(RUNTIME_VENV / "bin" / "python") if RUNTIME_VENV.is_dir() e
 ENTRYPOINT = ROOT / "entrypoint.py"
 NOOP_APP = BENCH / "apps" / "noop"
 RAW_SERVE = BENCH / "apps" / "raw_serve.py"
+REFERENCE_UNPACK = BENCH / "apps" / "reference_unpack.py"
 WRK_POST = BENCH / "wrk" / "post_json.lua"
 WRK_GET = BENCH / "wrk" / "get.lua"
 SERVER_CPU = "0"
@@ -65,7 +70,10 @@ REFERENCE, RUNTIME, RUNTIME_UV = "reference", "runtime", "runtime-uvicorn"
 RAW_HC, RAW_UV = "raw-hypercorn", "raw-uvicorn"
 ALL_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV, RAW_HC, RAW_UV)
 APP_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV)
-ALL_PHASES = ("cold", "load", "body", "busy", "routes")
+ALL_PHASES = ("cold", "realapp", "load", "body", "busy", "routes")
+# results.json sections each phase writes (for --merge)
+PHASE_SECTIONS = {"cold": ("cold_start",), "realapp": ("realapp",), "load": ("memory", "load"),
+                  "body": ("body",), "busy": ("busy",), "routes": ("routes",)}
 BUSY_CLIENTS = 240  # blocking requests kept in flight: 40 in the pool's threads, 200 waiting
 
 
@@ -78,6 +86,7 @@ class Profile:
     duration: int            # seconds per wrk run
     warmup: int              # seconds of wrk before the first round
     cold_runs: int           # cold starts per server (median)
+    realapp_runs: int        # real-app cold starts per (row, server), alternating
     rss_requests: int        # requests before "RSS after load"
     body_runs: dict          # body size label -> requests per server
     route_counts: tuple
@@ -87,14 +96,18 @@ class Profile:
     retry_budget: int        # seconds of extra wrk runs allowed for runs that other load disturbed
 
 
-FULL = Profile("full", rounds=3, duration=5, warmup=2, cold_runs=5, rss_requests=100_000,
+FULL = Profile("full", rounds=3, duration=5, warmup=2, cold_runs=5, realapp_runs=5, rss_requests=100_000,
                body_runs={"1 MB": 15, "30 MB": 5}, route_counts=(1, 100, 1000), boot_runs=3,
                route_rounds=3, route_duration=4, retry_budget=150)
-QUICK = Profile("quick", rounds=2, duration=2, warmup=1, cold_runs=3, rss_requests=20_000,
+QUICK = Profile("quick", rounds=2, duration=2, warmup=1, cold_runs=3, realapp_runs=3, rss_requests=20_000,
                 body_runs={"1 MB": 5, "30 MB": 2}, route_counts=(1, 100, 1000), boot_runs=1,
                 route_rounds=1, route_duration=2, retry_budget=30)
 NOISY_CPU0_PCT = 15.0  # a run where other processes took more of the server's CPU is retried
 BODY_BYTES = {"1 MB": 1_000_000, "30 MB": 30_000_000}
+# /ping poll interval during real-app boots (seconds long): the runtime answers 204 while it boots,
+# so a 2 ms poll would hand it hundreds of connections a second on the CPU it unpacks and imports
+# on, while the reference refuses them until it listens. 50 ms still resolves a boot to ~2%.
+REALAPP_POLL = 0.05
 
 
 def log(message: str) -> None:
@@ -186,8 +199,9 @@ class Server:
         logfile.close()
         return self
 
-    def wait_ready(self, timeout: float = 120.0) -> dict:
-        """Poll the ping path; times (s since exec) of the first answer and the first 200."""
+    def wait_ready(self, timeout: float = 120.0, poll: float = 0.002) -> dict:
+        """Poll the ping path every `poll` s; times (s since exec) of the first answer and the
+        first 200."""
         first_answer = None
         deadline = self.started_at + timeout
         while time.perf_counter() < deadline:
@@ -200,7 +214,7 @@ class Server:
                 first_answer = now
             if status == 200:
                 return {"first_answer_s": first_answer, "first_200_s": now}
-            time.sleep(0.002)
+            time.sleep(poll)
         raise RuntimeError(f"{self.spec.name} not ready after {timeout}s:\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
@@ -227,15 +241,17 @@ class Server:
         return "asyncio"
 
     def boot_record(self) -> dict | None:
-        """The runtime's own boot line (phase durations), when it printed one."""
+        """The boot line with phase durations, when the server printed one: the runtime's `boot`
+        (with its slowest imports), or the reference's `reference_boot` (bench/apps/reference_unpack.py)."""
         for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"boot"' in line:
+            if line.startswith("{") and 'boot"' in line:
                 try:
                     record = json.loads(line)
                 except ValueError:
                     continue
-                if record.get("event") == "boot":
-                    return {"phases_ms": record.get("phases_ms")}
+                if record.get("event") in ("boot", "reference_boot"):
+                    return {"phases_ms": record.get("phases_ms"),
+                            "slowest_imports_ms": record.get("slowest_imports_ms")}
         return None
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -292,6 +308,88 @@ def smoke_check(spec: ServerSpec) -> None:
         raise RuntimeError(f"{spec.name}: POST {path} -> {response.status} {body[:200]!r}")
     if spec.name in APP_SERVERS and json.loads(body) != {"value": 1}:
         raise RuntimeError(f"{spec.name}: POST {path} answered {body[:200]!r}")
+
+
+def realapp_spec(row: str, name: str, real: build_real_artifact.RealArtifact, app_dir: Path,
+                 reference_tree: Path, cache: Path | None = None) -> ServerSpec:
+    """`name` booting the real app into app_dir (created here): from the archive (`artifact`) or
+    from a fresh copy of the unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR."""
+    port = free_port()
+    env = _base_env()
+    if name == REFERENCE:
+        if row == "artifact":  # the image's /app: lb_handler.py alone, the archive on the volume
+            app_dir.mkdir(parents=True)
+            shutil.copy2(REFERENCE_UNPACK, app_dir / "lb_handler.py")
+            env.update({"FLASH_BUILD_ARTIFACT_PATH": str(real.artifact),
+                        "FLASH_RESOURCE_NAME": real.resource, "FLASH_ENDPOINT_TYPE": "lb"})
+            argv = [PYTHON, "-m", "uvicorn", "lb_handler:app", "--host", HOST, "--port", str(port),
+                    "--timeout-keep-alive", "600"]
+        else:
+            shutil.copytree(reference_tree, app_dir, symlinks=True)
+            argv = reference.command(port, HOST, PYTHON)
+        return ServerSpec(name, argv, app_dir, env, port)
+    if name != RUNTIME:
+        raise ValueError(name)
+    env.update({"FLASH_MODULE_PATH": str(app_dir), "FLASH_RESOURCE_NAME": real.resource,
+                "PORT": str(port), "HOST": HOST, "LOG_FORMAT": "json"})
+    if row == "artifact":
+        app_dir.mkdir(parents=True)
+        env["FLASH_ARTIFACT_PATH"] = str(real.artifact)
+    else:
+        shutil.copytree(real.unpacked, app_dir, symlinks=True)
+    if cache is not None:
+        env["FLASH_CACHE_DIR"] = str(cache)
+    return ServerSpec(name, [RUNTIME_PYTHON, str(ENTRYPOINT)], ROOT, env, port)
+
+
+def realapp_smoke_check(spec: ServerSpec) -> None:
+    """The real app answers one of its routes correctly."""
+    conn = http.client.HTTPConnection(HOST, spec.port, timeout=30)
+    try:
+        conn.request("POST", "/transform", b'{"text": "hello", "operation": "uppercase"}',
+                     {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200 or json.loads(body).get("transformed") != "HELLO":
+        raise RuntimeError(f"{spec.name}: POST /transform -> {response.status} {body[:300]!r}")
+
+
+def summarize_boots(runs: list[dict]) -> dict:
+    """Median, range and the median of each boot phase over boots; the slowest imports of the
+    median boot."""
+    first_200 = [r["first_200_ms"] for r in runs]
+    median = statistics.median(first_200)
+    middle = min(runs, key=lambda r: abs(r["first_200_ms"] - median))
+    phases: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in (run.get("phases_ms") or {}).items():
+            phases.setdefault(key, []).append(value)
+    return {"first_200_ms": median, "min_ms": min(first_200), "max_ms": max(first_200),
+            "first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
+            "phases_ms": {k: statistics.median(v) for k, v in phases.items()} or None,
+            "slowest_imports_ms": middle.get("slowest_imports_ms"), "runs": runs}
+
+
+def python_version(python: str) -> str:
+    return build_real_artifact.python_version(python)
+
+
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def settle(folder: Path, quiet: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until nothing is added to `folder` for `quiet` s (a cache written after ready)."""
+    deadline = time.monotonic() + timeout
+    last = count_files(folder)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = count_files(folder)
+        if now == last:
+            return
+        last = now
 
 
 # --------------------------------------------------------------------------- load
@@ -410,8 +508,8 @@ class Bench:
         self.running: list[Server] = []
         self.retry_left = float(profile.retry_budget)
         self.results: dict = {"profile": dataclasses.asdict(profile), "servers": servers,
-                              "failures": {}, "cold_start": {}, "memory": {}, "load": {},
-                              "body": {}, "routes": {}}
+                              "failures": {}, "cold_start": {}, "realapp": {}, "memory": {},
+                              "load": {}, "body": {}, "routes": {}}
 
     # -- helpers
 
@@ -421,11 +519,11 @@ class Bench:
         if name in self.servers:
             self.servers.remove(name)
 
-    def launch(self, spec: ServerSpec) -> tuple[Server, dict]:
+    def launch(self, spec: ServerSpec, poll: float = 0.002) -> tuple[Server, dict]:
         server = Server(spec, self.logdir).start()
         self.running.append(server)
         try:
-            times = server.wait_ready()
+            times = server.wait_ready(poll=poll)
         except Exception:
             self.halt(server)
             raise
@@ -485,6 +583,116 @@ class Bench:
                              for r in runs],
                 }
                 log(f"  {name}: {self.results['cold_start'][name]['first_200_ms']:.0f} ms to 200")
+
+    # -- cold start of a real app
+
+    REALAPP_ROWS = ("artifact", "unpacked", "cached")
+
+    def phase_realapp(self) -> None:
+        """Cold starts of flash-examples' load-balancer app, built by the real `flash build`
+        (bench/apps/build_real_artifact.py), each boot into a fresh app folder:
+
+        artifact  exec -> first 200 from the archive on disk: the reference unpacks it as
+                  worker-flash-lb does (bench/apps/reference_unpack.py), the runtime with
+                  FLASH_ARTIFACT_PATH into an empty FLASH_MODULE_PATH;
+        unpacked  exec -> first 200 from a fresh copy of the unpacked tree (the reference on
+                  bench/reference.py's generated handler);
+        cached    the runtime booted twice from the archive with FLASH_CACHE_DIR on one fresh
+                  folder: the second boot is measured (the first, filling the cache, is kept too,
+                  and stopped only once nothing was added to the cache for a second); the
+                  reference has no cache, so its figure for this path is its `artifact` one.
+
+        Runs alternate (reference, runtime, ...; each round starts with the other server), after
+        one unmeasured round that also checks a route of each server.
+        """
+        names = [n for n in (REFERENCE, RUNTIME) if n in self.servers]
+        section = self.results.setdefault("realapp", {})
+        if not names:
+            return
+        target = python_version(RUNTIME_PYTHON)
+        if REFERENCE in names and python_version(PYTHON) != target:
+            raise RuntimeError(f"the reference's Python ({PYTHON}) is not {target}, the runtime's")
+        real = build_real_artifact.ensure(target, log=log)
+        if Path("/runpod-volume").is_dir():
+            log("realapp: /runpod-volume exists; the runtime may use its default cache there")
+        root = self.workdir / "realapp"
+        root.mkdir(exist_ok=True)
+        reference_tree = root / "reference-tree"
+        if REFERENCE in names:
+            reference.build(real.unpacked, reference_tree, real.manifest, real.resource)
+        rows = {"artifact": names, "unpacked": names,
+                "cached": [RUNTIME] if RUNTIME in names else []}
+        runs = self.profile.realapp_runs
+        log(f"realapp: {real.info['app']} ({real.info['artifact_bytes'] / 2**20:.1f} MB archive, "
+            f"{real.info['members']} members); {runs} alternating boots per path and server "
+            "(after one unmeasured round)")
+        samples: dict[tuple[str, str], list[dict]] = {(r, n): [] for r, who in rows.items() for n in who}
+        failures: dict[str, str] = {}
+        for round_no in range(-1, runs):
+            for row, who in rows.items():
+                for name in rotated(list(who), round_no):
+                    key = f"{row}/{name}"
+                    if key in failures:
+                        continue
+                    try:
+                        result = self.realapp_boot(row, name, real, reference_tree, round_no == -1)
+                    except Exception as exc:  # reported, not fatal
+                        failures[key] = str(exc)[:4000]
+                        log(f"!! realapp {key} failed: {str(exc)[:300]}")
+                        continue
+                    if round_no >= 0:
+                        samples[(row, name)].append(result)
+                        log(f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200")
+        shutil.rmtree(root, ignore_errors=True)
+        out: dict[str, dict] = {}
+        for (row, name), boots in samples.items():
+            if not boots:
+                continue
+            summary = summarize_boots(boots)
+            if row == "cached":
+                summary["fill"] = summarize_boots([b["fill"] for b in boots])
+                summary["cache_files"] = [b["cache_files"] for b in boots]
+            out.setdefault(row, {})[name] = summary
+        if "reference" in out.get("artifact", {}) and "cached" in out:
+            out["cached"]["reference"] = {**out["artifact"]["reference"], "same_as": "artifact"}
+        section.update({"build": real.info, "runs": runs, "rows": out, "failures": failures})
+        for row in self.REALAPP_ROWS:
+            for name, s_ in out.get(row, {}).items():
+                log(f"  {row:8s} {name:9s} median {s_['first_200_ms']:.0f} ms "
+                    f"({s_['min_ms']:.0f}-{s_['max_ms']:.0f})")
+
+    def realapp_boot(self, row: str, name: str, real: build_real_artifact.RealArtifact,
+                     reference_tree: Path, smoke: bool) -> dict:
+        """One measured boot (for `cached`: the second of two on one cache folder)."""
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{row}-{name}-", dir=self.workdir / "realapp"))
+        try:
+            if row != "cached":
+                return self.realapp_once(realapp_spec(row, name, real, run_dir / "app", reference_tree), smoke)
+            cache = run_dir / "cache"
+            cache.mkdir()
+            fill = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app1",
+                                                  reference_tree, cache), smoke,
+                                     before_stop=lambda: settle(cache))
+            files = count_files(cache)
+            second = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app2",
+                                                    reference_tree, cache), smoke)
+            return {**second, "fill": fill, "cache_files": files}
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def realapp_once(self, spec: ServerSpec, smoke: bool, before_stop=None) -> dict:
+        os.sync()  # the fresh tree's (or the last unpack's) dirty pages are not written back mid-boot
+        server, times = self.launch(spec, poll=REALAPP_POLL)
+        try:
+            if smoke:
+                realapp_smoke_check(spec)
+            if before_stop is not None:
+                before_stop()
+        finally:
+            self.halt(server)
+        record = server.boot_record() or {}
+        return {"first_answer_ms": times["first_answer_s"] * 1e3, "first_200_ms": times["first_200_s"] * 1e3,
+                "phases_ms": record.get("phases_ms"), "slowest_imports_ms": record.get("slowest_imports_ms")}
 
     # -- long-lived servers: memory, load, body
 
@@ -667,6 +875,12 @@ class Bench:
         try:
             if "cold" in self.phases:
                 self.phase_cold()
+            if "realapp" in self.phases:
+                try:
+                    self.phase_realapp()
+                except Exception as exc:  # the build or the reference's Python: reported
+                    log(f"!! realapp failed: {exc}")
+                    self.results["failures"]["realapp"] = str(exc)[:4000]
             if {"load", "body", "busy"} & set(self.phases):
                 live = self.start_long_lived()
                 if "load" in self.phases:
@@ -744,6 +958,8 @@ def main() -> int:
     parser.add_argument("--phases", default=",".join(ALL_PHASES))
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the sections of the phases not run from OUT/results.json")
     args = parser.parse_args()
     requested = {s for s in args.servers.split(",") if s}
     phases = [p for p in args.phases.split(",") if p]
@@ -781,6 +997,11 @@ def main() -> int:
                and s not in results["failures"]}
     results["failures"].update(skipped)
     results["environment"] = report.environment(PYTHON)
+    stamp = {"date": results["environment"]["date"], "profile": profile.name,
+             "commit": results["environment"]["commit"], "counts": dataclasses.asdict(profile)}
+    results["measured"] = {section: stamp for phase in phases for section in PHASE_SECTIONS[phase]}
+    if args.merge:
+        merge_earlier(results, args.out / "results.json", phases)
     results["targets"] = report.targets(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -796,7 +1017,30 @@ def main() -> int:
     log(f"done in {results['elapsed_s']:.0f}s: {args.out}/results.md, results.json, chart.png")
     print()
     print(report.targets_table(results["targets"]))
+    if results.get("realapp") or results.get("cold_start"):
+        print()
+        print(report.cold_start_table(results))
     return 0
+
+
+def merge_earlier(results: dict, path: Path, phases: list[str]) -> None:
+    """Copy the sections of the phases not run now from an earlier results.json, each with the
+    date, profile and commit it was measured at."""
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    env = earlier.get("environment", {})
+    default = {"date": env.get("date"), "profile": (earlier.get("profile") or {}).get("name"),
+               "commit": env.get("commit"), "counts": earlier.get("profile")}
+    for phase, sections in PHASE_SECTIONS.items():
+        if phase in phases:
+            continue
+        for section in sections:
+            if earlier.get(section):
+                results[section] = earlier[section]
+                results["measured"][section] = (earlier.get("measured") or {}).get(section, default)
+    if "load" not in phases and earlier.get("floor_loop"):
+        results["floor_loop"] = earlier["floor_loop"]
 
 
 if __name__ == "__main__":
