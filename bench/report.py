@@ -315,7 +315,8 @@ def markdown(results: dict) -> str:
 
     if (results.get("realapp") or {}).get("rows") or (results.get("realapp") or {}).get("failures"):
         out += ["## Cold start of a real app", "", _measured(results, "realapp") +
-                "flash-examples' `03_advanced_workers/05_load_balancer` as `flash build` ships it, "
+                "`bench/apps/lb_example` (two load-balanced resources importing runpod_flash, the shape "
+                "of flash-examples' load-balancer example) as `flash build` ships it, "
                 "each boot into a fresh app folder. Archive on disk: the reference extracts it with "
                 "`tarfile` into its app folder and imports the generated handler, as "
                 "worker-flash-lb's `lb_handler` does (`bench/apps/reference_unpack.py`); the runtime "

@@ -589,7 +589,7 @@ class Bench:
     REALAPP_ROWS = ("artifact", "unpacked", "cached")
 
     def phase_realapp(self) -> None:
-        """Cold starts of flash-examples' load-balancer app, built by the real `flash build`
+        """Cold starts of a real Flash app (bench/apps/lb_example), built by the real `flash build`
         (bench/apps/build_real_artifact.py), each boot into a fresh app folder:
 
         artifact  exec -> first 200 from the archive on disk: the reference unpacks it as

@@ -1,6 +1,6 @@
 """Build the real-app artifact the benchmark's real-app cold starts use, once per source and Python.
 
-The app is flash-examples' `03_advanced_workers/05_load_balancer` (bench/apps/lb_example: two
+The app is bench/apps/lb_example, shaped like flash-examples' load-balancer example (two
 load-balanced resources, a CPU one and a GPU one; the benchmark serves the CPU one). Its
 requirements are `runpod-flash`, so `flash build` vendors runpod-flash and its whole tree
 (fastapi, pydantic, the runpod SDK, boto3, ...) into the archive: tens of MB, thousands of files,
@@ -40,7 +40,7 @@ APPS = Path(__file__).resolve().parent
 ROOT = APPS.parent.parent
 SOURCE = APPS / "lb_example"
 PROJECT_NAME = "05_load_balancer"  # flash takes the project name from the folder
-RESOURCE = "03_05_load_balancer_cpu"  # the load-balanced resource the benchmark serves
+RESOURCE = "bench_lb_cpu"  # the load-balanced resource the benchmark serves
 FLASH = ROOT / ".venv" / "bin" / "flash"
 DEFAULT_CACHE = Path("/var/tmp/flash-bench-cache")
 
