@@ -55,6 +55,10 @@ class Unpacked:
     bytes: int
 
 
+class UnpackWriteError(StartupError):
+    """The archive was fine but writing it failed (a full disk, a read-only folder)."""
+
+
 def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits) -> Unpacked:
     """Extract the archive read from `source` into `destination`; `label` names it in errors."""
     try:
@@ -62,19 +66,26 @@ def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: Un
         _remove_stale_staging(destination)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination))
     except OSError as exc:
-        raise StartupError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
+        raise UnpackWriteError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
     try:
-        result = _Extraction(staging, label, limits).run(source)
-        _move_into_place(staging, destination)
+        result = extract(source, label, staging, limits, shown=destination)
+        try:
+            _move_into_place(staging, destination)
+        except OSError as exc:
+            raise UnpackWriteError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
         return result
-    except StartupError:
-        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def extract(source: IO[bytes], label: str, into: Path, limits: UnpackLimits, shown: Path | None = None) -> Unpacked:
+    """Extract the archive into the empty folder `into` (`shown` in errors), which the caller removes on failure."""
+    try:
+        return _Extraction(into, label, limits).run(source)
     except TarFormatError as exc:
         raise StartupError(f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}") from None
     except OSError as exc:
-        raise StartupError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        raise UnpackWriteError(f"{label}: unpacking into {shown or into} failed: {_os_reason(exc)}") from None
 
 
 def _os_reason(exc: OSError) -> str:
