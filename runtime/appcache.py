@@ -72,9 +72,14 @@ def prepare_root(root: Path | None, run_as: RunAs) -> None:
         return  # there already, or not possible: the check after the drop says which
     if run_as.is_root:
         return
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:  # the folder just made, never what a name swapped in since then points to
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
     try:
         os.fchown(fd, run_as.uid, run_as.gid)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
