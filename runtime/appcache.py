@@ -105,7 +105,8 @@ def unpack_cached(source: IO[bytes], label: str, destination: Path, limits: Unpa
     for slot in _slots(root, key):
         reason = clock.timed("cache_check", entry_problem, slot, key, limits)
         if reason is None:
-            return _use(slot, destination, CacheResult("hit", _marker_counts(slot), slot, "; ".join(ignored) or None), clock)
+            hit = CacheResult("hit", _marker_counts(slot), slot, "; ".join(ignored) or None)
+            return _use(slot, destination, hit, clock)
         if reason != "missing":
             _log.warning("artifact cache entry ignored", entry=str(slot), reason=reason)
             ignored.append(f"{slot.name}: {reason}")
