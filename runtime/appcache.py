@@ -95,6 +95,13 @@ class CacheResult:
 
 def unpack_cached(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path) -> CacheResult:
     """Link a valid entry for this archive into `destination`, building it first when there is none."""
+    result = _unpack_cached(source, label, destination, limits, root)
+    log = _log.warning if result.result == "ignored" else _log.info
+    log("artifact cache", result=result.result, entry=str(result.entry) if result.entry else None, reason=result.reason)
+    return result
+
+
+def _unpack_cached(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path) -> CacheResult:
     clock = _Clock()
     key = f"{clock.timed('artifact_hash', _sha256, source)}-{python_tag()}"
     problem = _usable_root(root)

@@ -126,9 +126,6 @@ def _unpack(settings: Settings, artifact: IO[bytes], phases: dict[str, float] | 
             unpacked = cache.unpacked
             if phases is not None:
                 phases.update(cache.seconds)
-            log = _log.warning if cache.result == "ignored" else _log.info
-            log("artifact cache", result=cache.result, entry=str(cache.entry) if cache.entry else None,
-                reason=cache.reason)
     _log.info("unpacked", artifact=str(settings.artifact_path), into=str(settings.module_path),
               members=unpacked.members if unpacked else None, bytes=unpacked.bytes if unpacked else None)
     return cache.result if cache else None
