@@ -27,19 +27,17 @@ import asyncio
 import os
 import shutil
 import stat
-import tarfile
 import tempfile
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import StartupError
+from .tarstream import DIR, FILE, HARDLINK, SYMLINK, Member, TarFormatError, TarReader
 
 _STAGING_PREFIX = ".flash-unpack-"
-_CHUNK = 1 << 20
 _POLL = 0.25  # seconds between looks for a late artifact
 
 
@@ -57,6 +55,10 @@ class Unpacked:
     bytes: int
 
 
+class UnpackWriteError(StartupError):
+    """The archive was fine but writing it failed (a full disk, a read-only folder)."""
+
+
 def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits) -> Unpacked:
     """Extract the archive read from `source` into `destination`; `label` names it in errors."""
     try:
@@ -64,19 +66,26 @@ def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: Un
         _remove_stale_staging(destination)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination))
     except OSError as exc:
-        raise StartupError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
+        raise UnpackWriteError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
     try:
-        result = _Extraction(staging, label, limits).run(source)
-        _move_into_place(staging, destination)
+        result = extract(source, label, staging, limits, shown=destination)
+        try:
+            _move_into_place(staging, destination)
+        except OSError as exc:
+            raise UnpackWriteError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
         return result
-    except StartupError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise StartupError(f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}") from None
-    except OSError as exc:
-        raise StartupError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def extract(source: IO[bytes], label: str, into: Path, limits: UnpackLimits, shown: Path | None = None) -> Unpacked:
+    """Extract the archive into the empty folder `into` (`shown` in errors), which the caller removes on failure."""
+    try:
+        return _Extraction(into, label, limits).run(source)
+    except TarFormatError as exc:
+        raise StartupError(f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}") from None
+    except OSError as exc:
+        raise UnpackWriteError(f"{label}: unpacking into {shown or into} failed: {_os_reason(exc)}") from None
 
 
 def _os_reason(exc: OSError) -> str:
@@ -120,28 +129,28 @@ class _Extraction:
     """One pass over the archive's members, in order."""
 
     def __init__(self, root: Path, label: str, limits: UnpackLimits):
-        self.root = root
+        self.prefix = str(root) + "/"
         self.label = label
         self.limits = limits
         self.kinds: dict[tuple[str, ...], str] = {(): "dir"}
-        self.dir_modes: dict[tuple[str, ...], int] = {}
+        self.made: set[tuple[str, ...]] = {()}  # folders created so far
         self.links: list[tuple[str, tuple[str, ...], str]] = []
         self.members = 0
         self.bytes = 0
+        self.umask = _umask()
 
     def refuse(self, name: str, why: str) -> StartupError:
         return StartupError(f"{self.label}: member {name!r} {why}")
 
     def run(self, source: IO[bytes]) -> Unpacked:
-        with tarfile.open(fileobj=source, mode="r|*") as tar:
-            for member in tar:
-                self.members += 1
-                if self.members > self.limits.max_members:
-                    raise StartupError(
-                        f"{self.label}: more than {self.limits.max_members} members "
-                        f"(FLASH_ARTIFACT_MAX_MEMBERS)"
-                    )
-                self.add(tar, member)
+        reader = TarReader(source)
+        for member in reader.members():
+            self.members += 1
+            if self.members > self.limits.max_members:
+                raise StartupError(
+                    f"{self.label}: more than {self.limits.max_members} members (FLASH_ARTIFACT_MAX_MEMBERS)"
+                )
+            self.add(reader, member)
         # Links are checked once every name is known (a later member could turn a component of an
         # earlier link's target into a link) and created last, so no write ever follows one.
         for name, parts, target in self.links:
@@ -149,39 +158,37 @@ class _Extraction:
         for _name, parts, target in self.links:
             self.makedirs(parts[:-1])
             os.symlink(target, self.path(parts))
-        for parts, mode in sorted(self.dir_modes.items(), key=lambda item: -len(item[0])):
-            os.chmod(self.path(parts), mode)
         return Unpacked(self.members, self.bytes)
 
     def path(self, parts: tuple[str, ...]) -> str:
-        return os.path.join(self.root, *parts)
+        return self.prefix + "/".join(parts)
 
-    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def add(self, reader: TarReader, member: Member) -> None:
         parts = normalise(member.name)
         if isinstance(parts, str):
             raise self.refuse(member.name, parts)
         if not parts:
             return  # the archive's root ("." or "./")
         self.check_parents(member.name, parts)
-        if member.isdir():
+        if member.kind == DIR:
             self.claim(member.name, parts, "dir")
-            os.makedirs(self.path(parts), mode=0o700, exist_ok=True)
-            self.dir_modes[parts] = _safe_mode(member.mode) | 0o700
-        elif member.isfile():
+            self.make_dir(parts, _safe_mode(member.mode) | 0o700)
+        elif member.kind == FILE:
             self.count_bytes(member)
-            self.claim(member.name, parts, "file")
-            self.write_file(tar, member, parts)
-        elif member.issym():
+            replaced = self.claim(member.name, parts, "file")
+            self.write_file(reader, member, parts, replaced)
+        elif member.kind == SYMLINK:
             self.claim(member.name, parts, "link")
             self.links.append((member.name, parts, member.linkname))
-        elif member.islnk():
+        elif member.kind == HARDLINK:
             source = normalise(member.linkname)
             if isinstance(source, str) or self.kinds.get(source) != "file":
                 raise self.refuse(
                     member.name,
                     f"is a hard link to {member.linkname!r}, which is not a file extracted before it",
                 )
-            self.claim(member.name, parts, "file")
+            if self.claim(member.name, parts, "file"):
+                os.unlink(self.path(parts))
             self.makedirs(parts[:-1])
             os.link(self.path(source), self.path(parts), follow_symlinks=False)
         else:
@@ -195,13 +202,15 @@ class _Extraction:
             if kind == "file":
                 raise self.refuse(name, f"is under {'/'.join(parts[:depth])!r}, which is a file")
 
-    def claim(self, name: str, parts: tuple[str, ...], kind: str) -> None:
+    def claim(self, name: str, parts: tuple[str, ...], kind: str) -> bool:
+        """Record the name's kind; True when an earlier member of the same name and kind exists."""
         for depth in range(1, len(parts)):
             self.kinds.setdefault(parts[:depth], "dir")
         before = self.kinds.get(parts)
         if before is not None and (before != kind or kind == "link"):
             raise self.refuse(name, f"replaces an earlier {before} of the same name")
         self.kinds[parts] = kind
+        return before is not None
 
     def check_symlink(self, name: str, parts: tuple[str, ...], target: str) -> None:
         """Refuse a target that leaves the tree or passes through a link, walked from the link's folder."""
@@ -222,7 +231,7 @@ class _Extraction:
         if tuple(where) == parts:
             raise self.refuse(name, "is a symlink to itself")
 
-    def count_bytes(self, member: tarfile.TarInfo) -> None:
+    def count_bytes(self, member: Member) -> None:
         self.bytes += member.size
         if self.bytes > self.limits.max_bytes:
             raise StartupError(
@@ -230,23 +239,64 @@ class _Extraction:
             )
 
     def makedirs(self, parts: tuple[str, ...]) -> None:
-        if parts:
-            os.makedirs(self.path(parts), mode=0o700, exist_ok=True)
+        """Create the missing folders of `parts` (owner-only until a folder member gives a mode)."""
+        if parts not in self.made:
+            self.makedirs(parts[:-1])
+            self.make_dir(parts, 0o700)
 
-    def write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+    def make_dir(self, parts: tuple[str, ...], mode: int) -> None:
+        # The final mode at once: it always lets the owner write, so later members still go in.
+        path = self.path(parts)
+        if parts in self.made:
+            os.chmod(path, mode)
+            return
+        self.makedirs(parts[:-1])
+        os.mkdir(path, mode)
+        if mode & self.umask:
+            os.chmod(path, mode)
+        self.made.add(parts)
+
+    def write_file(self, reader: TarReader, member: Member, parts: tuple[str, ...], replaced: bool) -> None:
         self.makedirs(parts[:-1])
         path = self.path(parts)
-        if os.path.lexists(path):
+        if replaced:
             os.unlink(path)  # a later member of the same name wins, as with tar
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            data = tar.extractfile(member)
-            if data is not None:
-                shutil.copyfileobj(data, out, _CHUNK)
-            os.fchmod(out.fileno(), _safe_mode(member.mode) | 0o600)
-        if member.mtime:
-            os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+        mode = _safe_mode(member.mode) | 0o600
+        fd = os.open(path, _CREATE, mode)
+        try:
+            if member.size <= _WHOLE:
+                _write_all(fd, reader.data())
+            else:
+                for piece in reader.data_chunks():
+                    _write_all(fd, piece)
+            if mode & self.umask:
+                os.fchmod(fd, mode)
+            if member.mtime:
+                os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_WHOLE = 1 << 20  # files up to this size are read and written in one piece
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (another thread may be creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: set every mode explicitly
 
 
 def _safe_mode(mode: int) -> int:

@@ -14,6 +14,7 @@ import structlog
 
 from . import cpuinfo_probe
 from .app import WorkerApp, build_routed_app
+from .appcache import prepare_root, unpack_cached
 from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
 from .binding import FormLimits
 from .deadlines import Deadlines
@@ -53,6 +54,7 @@ class LoadedApp(msgspec.Struct):
     slowest_imports: dict[str, float] = {}
     title: str = "Flash worker"  # the app's name and build, for /docs
     version: str = ""
+    artifact_cache: str | None = None  # FLASH_CACHE_DIR's result: hit, miss or ignored
 
 
 class _Phases:
@@ -75,8 +77,7 @@ def load_application(
     `artifact` is the build archive, opened before privileges were dropped; it is unpacked here.
     """
     phases = _Phases()
-    if artifact is not None:
-        phases.timed("unpack", _unpack, settings, artifact)
+    cache = phases.timed("unpack", _unpack, settings, artifact, phases.seconds) if artifact is not None else None
 
     def read_manifest() -> tuple[str, list[Route], Manifest]:
         manifest = load_manifest(settings.manifest_path)
@@ -108,7 +109,8 @@ def load_application(
     hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
     executor = Executor(pool) if settings.enable_execute else None
     title, version = app_title(manifest, resource)
-    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest(), title, version)
+    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest(), title, version,
+                     cache)
 
 
 def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
@@ -119,13 +121,21 @@ def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
     return title, f"built {built} UTC" if built else ""
 
 
-def _unpack(settings: Settings, artifact: IO[bytes]) -> None:
+def _unpack(settings: Settings, artifact: IO[bytes], phases: dict[str, float] | None = None) -> str | None:
+    """Unpack (or, with FLASH_CACHE_DIR, link the cached tree); the cache's result, if one is set."""
     label = f"{settings.artifact_setting}={settings.artifact_path}"
     limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
     with artifact:
-        unpacked = unpack_artifact(artifact, label, settings.module_path, limits)
+        if settings.artifact_cache is None:
+            unpacked, cache = unpack_artifact(artifact, label, settings.module_path, limits), None
+        else:
+            cache = unpack_cached(artifact, label, settings.module_path, limits, settings.artifact_cache)
+            unpacked = cache.unpacked
+            if phases is not None:
+                phases.update(cache.seconds)
     _log.info("unpacked", artifact=str(settings.artifact_path), into=str(settings.module_path),
-              members=unpacked.members, bytes=unpacked.bytes)
+              members=unpacked.members if unpacked else None, bytes=unpacked.bytes if unpacked else None)
+    return cache.result if cache else None
 
 
 def open_privileged(settings: Settings) -> IO[bytes] | None:
@@ -138,6 +148,8 @@ def open_privileged(settings: Settings) -> IO[bytes] | None:
 
 
 def _become_app_user(settings: Settings, artifact: IO[bytes] | None) -> None:
+    if artifact is not None:
+        prepare_root(settings.artifact_cache, settings.run_as)  # the volume is root's
     try:
         dropped = drop_privileges(settings.run_as)
     except StartupError:
@@ -299,6 +311,7 @@ class _Boot:
             resource=app.resource,
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
+            artifact_cache=app.artifact_cache,
             slowest_imports_ms=app.slowest_imports,
             settings=self.settings.public(),
             uid=os.getuid(),

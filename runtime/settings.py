@@ -16,6 +16,7 @@ from .privileges import APP_USER, DEFAULT_USER, RunAs, parse_user
 PLATFORM_ARTIFACT = "/root/.runpod/artifact.tar.gz"
 APP_FOLDER = "/app"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+VOLUME = Path("/runpod-volume")  # the platform's network volume, when the endpoint has one
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_wait: float = 0.0
     artifact_max_bytes: int = 4 << 30
     artifact_max_members: int = 200_000
+    artifact_cache: Path | None = None
     run_as: RunAs = APP_USER
     app_venv: Path | None = None
     startup_hook: str | None = None
@@ -118,6 +120,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             **artifact,
             artifact_max_bytes=reader.number("FLASH_ARTIFACT_MAX_BYTES", 4 << 30, int, _positive),
             artifact_max_members=reader.number("FLASH_ARTIFACT_MAX_MEMBERS", 200_000, int, _positive),
+            artifact_cache=_cache_dir(env),
             run_as=reader.user("FLASH_USER", DEFAULT_USER, deployed),
             app_venv=reader.path("FLASH_APP_VENV"),
             startup_hook=reader.text("FLASH_STARTUP_HOOK", None, _valid_hook),
@@ -190,6 +193,22 @@ def _artifact(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
         return {"artifact_path": None}
     path = reader.path("FLASH_BUILD_ARTIFACT_PATH") or Path(PLATFORM_ARTIFACT)
     return {"artifact_path": path, "artifact_setting": "FLASH_BUILD_ARTIFACT_PATH", "artifact_wait": wait}
+
+
+def default_cache_root() -> Path | None:
+    """`/runpod-volume/.flash-cache` when the platform's network volume is mounted, else no cache."""
+    return VOLUME / ".flash-cache" if VOLUME.is_dir() and os.path.ismount(VOLUME) else None
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path | None:
+    """FLASH_CACHE_DIR: a folder, `off` (or empty) for none; unset, the network volume's when mounted."""
+    value = env.get("FLASH_CACHE_DIR")
+    if value is None:
+        return default_cache_root()
+    value = value.strip()
+    if value.lower() in ("", "off", *_FALSE):
+        return None
+    return Path(value).resolve()
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -268,3 +268,29 @@ def test_a_hostile_artifact_is_refused_on_a_python_without_tarfile_filters(root_
     assert "would be written through the link 'z'" in result.stdout
     assert list(app_folder.iterdir()) == [] and not (app_folder.parent / "escape.py").exists()
     assert stat.S_IMODE(app_folder.stat().st_mode) == 0o700
+
+
+@pytest.fixture
+def volume() -> Iterator[Path]:
+    """As /runpod-volume: a folder of root's that uid 10001 may enter but not write."""
+    folder = Path(tempfile.mkdtemp(prefix="flash-volume-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_cache_on_a_root_owned_volume_is_made_for_10001_and_hit_on_the_next_start(root_only, app_folder, volume):
+    """The worker makes its cache folder on the volume as root, gives it to 10001 and fills it after
+    the drop; the next start links the entry."""
+    shutil.copy(ARTIFACT, root_only / "artifact.tar.gz")
+    cache = volume / ".flash-cache"
+    for expected in ("miss", "hit"):
+        with platform_worker(app_folder, root_only / "artifact.tar.gz", FLASH_CACHE_DIR=str(cache)) as worker:
+            worker.wait_ready(timeout=60)
+            line = worker.wait_log(lambda record: record["event"] == "artifact cache")
+            assert line["result"] == expected, worker.output()
+            assert process_ids(worker.proc.pid)[0] == [APP_USER] * 4
+            assert_answers_like_the_reference(worker)
+    st = cache.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (APP_USER, APP_USER, 0o700)
+    assert (app_folder / "flash_manifest.json").is_symlink()
