@@ -307,7 +307,7 @@ def _safe_mode(mode: int) -> int:
 def open_artifact(path: Path, setting: str) -> IO[bytes]:
     """Open the archive (as root, before privileges are dropped); a clear StartupError otherwise."""
     try:
-        source = open(path, "rb")  # noqa: SIM115 - handed to the unpack, which closes it
+        source = open(path, "rb")  # handed to the unpack, which closes it
     except FileNotFoundError:
         raise StartupError(f"{setting}: no such file: {path}") from None
     except IsADirectoryError:

@@ -15,7 +15,7 @@ import structlog
 from . import cpuinfo_probe
 from .app import WorkerApp, build_routed_app
 from .appcache import prepare_root, unpack_cached
-from .artifact import UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
+from .artifact import Unpacked, UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
 from .binding import FormLimits
 from .deadlines import Deadlines
 from .errors import StartupError
@@ -125,6 +125,7 @@ def _unpack(settings: Settings, artifact: IO[bytes], phases: dict[str, float] | 
     """Unpack (or, with FLASH_CACHE_DIR, link the cached tree); the cache's result, if one is set."""
     label = f"{settings.artifact_setting}={settings.artifact_path}"
     limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
+    unpacked: Unpacked | None
     with artifact:
         if settings.artifact_cache is None:
             unpacked, cache = unpack_artifact(artifact, label, settings.module_path, limits), None

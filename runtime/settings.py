@@ -115,7 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         settings = dict(
             module_path=module_path,
             module_name=module_name,
-            manifest_path=Path(reader.text("FLASH_MANIFEST_PATH", manifest_default)).resolve(),
+            manifest_path=Path(reader.text("FLASH_MANIFEST_PATH", None) or manifest_default).resolve(),
             resource_name=reader.text("FLASH_RESOURCE_NAME", None),
             **artifact,
             artifact_max_bytes=reader.number("FLASH_ARTIFACT_MAX_BYTES", 4 << 30, int, _positive),
