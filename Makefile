@@ -16,7 +16,7 @@ APP_STAMP := $(RUN_VENV)/.app-$(shell printf '%s' "$(abspath $(APP_REQUIREMENTS)
 # Security). Never on a deployed worker, where the runtime refuses FLASH_USER=root.
 AS_DEV_USER := $(if $(filter 0,$(shell id -u)),FLASH_USER=$${FLASH_USER:-root})
 
-.PHONY: help venv run dev check check-app test lint schema clean
+.PHONY: help venv run dev check check-app test lint format schema clean
 .DEFAULT_GOAL := help
 
 help:
@@ -28,7 +28,8 @@ help:
 	@echo "Development"
 	@echo "  make venv         create .venv with the dev extras (make test and the rest do it)"
 	@echo "  make test         run the whole test suite (PYTEST_ARGS=... passes options)"
-	@echo "  make lint         lint the Dockerfiles (lint-images)"
+	@echo "  make lint         ruff (lint and format check), mypy on runtime/, hadolint (lint-images)"
+	@echo "  make format       apply ruff's fixes and formatting"
 	@echo "  make schema       regenerate manifests/flash_manifest.schema.json"
 	@echo "  make clean        remove the virtualenvs and caches"
 	@echo "Images"
@@ -84,7 +85,16 @@ test: venv
 schema: venv
 	$(PY) entrypoint.py --print-manifest-schema > manifests/flash_manifest.schema.json
 
+PY_SOURCES := runtime tests bench cluster entrypoint.py
+
 lint: venv lint-images
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 
 clean:
 	rm -rf $(VENV) $(RUN_VENV) .pytest_cache
