@@ -6,8 +6,9 @@ less strictly than a backend behind a proxy should:
 - request heads: a cap on their total size and header count under both servers (Hypercorn caps a
   head only when it spans several reads; httptools never does, and buffers a header streamed
   without end), and a deadline for a connection to send a complete head;
-- request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed (a
-  chunked body with bare-LF chunk lines left Hypercorn waiting for a CRLF forever);
+- request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed;
+  a chunked body whose chunk-size line ends in a bare LF gets 400 and a close at once (h11 waited
+  for a CRLF that never came; httptools refuses it itself);
 - Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
   it, and the requests inside reach the app without the proxy's forwarding headers) and the
   HTTP/2 preface was answered in HTTP/2: the upgrade is ignored (the request is served over
@@ -166,12 +167,35 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
             if self._refused:
                 return
             await super()._handle_events()
+            if _bare_lf_chunk_line(self.connection):
+                # h11 looks for the CRLF that ends a chunk-size line and would wait for it until the
+                # body deadline. Feed it that CRLF: the line it then reads is no chunk size, so h11
+                # raises its protocol error and Hypercorn answers 400 and closes, as for any other
+                # malformed chunk (h11 marks the client's side failed, so the app's own answer to
+                # the lost body is dropped rather than raised).
+                self.connection.receive_data(b"\r\n")
+                await super()._handle_events()
 
         async def _maybe_recycle(self) -> None:
             await super()._maybe_recycle()
             self._head.cancel()
 
     return GuardedH11Protocol
+
+
+def _bare_lf_chunk_line(connection: Any) -> bool:
+    """Whether h11 waits for a chunk-size line that already ended in a bare LF (RFC 9112 section
+    7.1: the line ends in CRLF). h11 keeps its reader and buffer private; should they move, this
+    answers False and the body deadline closes the connection as before (tests/test_wire.py fails)."""
+    reader = getattr(connection, "_reader", None)
+    buffer = getattr(connection, "_receive_buffer", None)
+    if buffer is None or type(reader).__name__ != "ChunkedReader":
+        return False
+    if getattr(reader, "_bytes_in_chunk", 1) or getattr(reader, "_bytes_to_discard", b"x") or getattr(reader, "_reading_trailer", True):
+        return False  # inside a chunk's data or its CRLF, or in the trailer (which h11 reads LF-tolerant)
+    pending = bytes(buffer)
+    end = pending.find(b"\n")
+    return end != -1 and pending[end - 1:end] != b"\r"
 
 
 def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[str, Any]] | None:
@@ -271,3 +295,25 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self.loop.call_later(_LINGER, self.transport.close)
 
     return GuardedHttpToolsProtocol
+
+
+def websocket_protocol() -> type | str:
+    """uvicorn's WebSocket protocol (its `ws=` setting), quiet about a refused upgrade.
+
+    The app refuses every upgrade with a 404 through the ASGI denial-response extension. uvicorn's
+    sans-I/O and wsproto protocols send that answer and then, since no handshake completed, log
+    "ASGI callable returned without completing handshake." at error level for a request that was
+    answered as intended. Here the end of a denial response counts as the handshake's end.
+    """
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    if AutoWebSocketsProtocol is None or AutoWebSocketsProtocol.__name__ not in ("WebSocketsSansIOProtocol", "WSProtocol"):
+        return "auto"  # none installed, or the legacy protocol, which logs nothing here
+
+    class QuietDenialWebSocketProtocol(AutoWebSocketsProtocol):  # type: ignore[misc, valid-type]
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+                self.handshake_complete = True
+
+    return QuietDenialWebSocketProtocol

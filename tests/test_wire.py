@@ -138,6 +138,22 @@ def test_a_body_that_stops_arriving_ends_the_connection(worker, data):
         assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_bare_lf_chunk_size_line_gets_400_and_a_close_at_once(server):
+    """Answered when it arrives, not when FLASH_BODY_TIMEOUT (60 s here) ends the connection."""
+    with Worker(CORE_APP, env={"FLASH_SERVER": server, "FLASH_BODY_TIMEOUT": "60"}) as started:
+        started.wait_ready()
+        with socket.create_connection(("127.0.0.1", started.port), timeout=10) as sock:
+            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: application/json\r\n\r\n7\n{\"y\":1}\n0\n\n")
+            answer = b""
+            while chunk := sock.recv(4096):  # a TimeoutError (10 s) fails the test
+                answer += chunk
+        assert status_of(answer) == 400
+        started.stop()  # the app's side of the lost body has ended and logged what it logs
+        assert not [line for line in started.logs() if line["level"] in ("error", "critical")], started.output()
+
+
 def test_a_slow_but_steady_body_is_served(worker):
     body = b'{"y": 5}'
     with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
