@@ -125,7 +125,13 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
                 self._head.cancel()
                 self._body.cancel()
             await super().handle(event)
-            if isinstance(event, RawData):
+            if isinstance(event, Closed):
+                # The client is gone (or the connection failed). Hypercorn lets the connection's
+                # task end only once its keep-alive timer does, and closes the socket after that:
+                # every connection a client closed held its file descriptor, in CLOSE-WAIT, for
+                # FLASH_KEEP_ALIVE_TIMEOUT (600 s). Closing our side now ends the timer with it.
+                await self.send(Closed())
+            elif isinstance(event, RawData):
                 # The stall deadline runs while a body is still arriving: only a body that did not
                 # come with its head ever arms it.
                 if self.connection.their_state is h11.SEND_BODY and not self._refused:

@@ -7,6 +7,7 @@ load balancer; a backend must not switch protocols or accept ambiguous framing b
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
@@ -152,6 +153,24 @@ def test_a_bare_lf_chunk_size_line_gets_400_and_a_close_at_once(server):
         assert status_of(answer) == 400
         started.stop()  # the app's side of the lost body has ended and logged what it logs
         assert not [line for line in started.logs() if line["level"] in ("error", "critical")], started.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_connection_the_client_closed_gives_back_its_file_descriptor(server):
+    """Hypercorn closed such a connection only when its keep-alive timer ended (600 s by default):
+    a client opening and closing connections could use up the worker's file descriptors."""
+    with Worker(CORE_APP, env={"FLASH_SERVER": server}) as started:
+        started.wait_ready()
+        open_fds = lambda: len(os.listdir(f"/proc/{started.proc.pid}/fd"))  # noqa: E731
+        baseline = open_fds()
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", started.port), timeout=10) as sock:
+                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 10
+        while open_fds() > baseline and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert open_fds() <= baseline, f"{open_fds() - baseline} connections still hold a descriptor"
 
 
 def test_a_slow_but_steady_body_is_served(worker):
