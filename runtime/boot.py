@@ -230,6 +230,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     limiter = Limiter(settings.max_concurrency, settings.max_pending, settings.max_queue_wait)
     health.capacity_lost = lambda: pool.exhausted or limiter.exhausted
     metrics.watch_pending(lambda: limiter.pending)
+    metrics.watch_slots(lambda: limiter.active)
     finished = False
 
     async def boot() -> bool:
