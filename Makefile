@@ -28,6 +28,7 @@ help:
 	@echo "Development"
 	@echo "  make venv         create .venv with the dev extras (make test and the rest do it)"
 	@echo "  make test         run the whole test suite (PYTEST_ARGS=... passes options)"
+	@echo "  make test-adversarial  raw hostile payloads, a mixed soak, faults, both servers (SOAK_SECONDS=600: 10 min soaks)"
 	@echo "  make lint         lint the Dockerfiles (lint-images)"
 	@echo "  make schema       regenerate manifests/flash_manifest.schema.json"
 	@echo "  make clean        remove the virtualenvs and caches"
@@ -92,3 +93,4 @@ clean:
 -include images/images.mk
 -include bench/bench.mk
 -include cluster/cluster.mk
+-include tests/adversarial/adversarial.mk
