@@ -9,6 +9,8 @@ less strictly than a backend behind a proxy should:
 - request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed;
   a chunked body whose chunk-size line ends in a bare LF gets 400 and a close at once (h11 waited
   for a CRLF that never came; httptools refuses it itself);
+- uvicorn: a request asking for an upgrade other than WebSocket, with a body, gets 400 and a close
+  (httptools frames it as bodyless and uvicorn parsed the body as the next request);
 - Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
   it, and the requests inside reach the app without the proxy's forwarding headers) and the
   HTTP/2 preface was answered in HTTP/2: the upgrade is ignored (the request is served over
@@ -222,6 +224,13 @@ def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[s
     return None
 
 
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
+
+
 def guarded_httptools_protocol(limits: WireLimits) -> type:
     """uvicorn's httptools protocol with the head caps and deadline (its `http=` setting)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -264,6 +273,12 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             problem = head_problem(self.headers, limits)
             if problem is not None:
                 self._refuse(*problem)
+                return
+            if self.parser.should_upgrade() and not self._should_upgrade() and _declares_body(self.headers):
+                # httptools frames an upgrade request as bodyless and uvicorn, not upgrading, reads
+                # on: the body's bytes would be parsed as the next request (a proxy forwards them
+                # as this one's body). Refuse what cannot be framed; without a body it is served.
+                self._refuse(400, "A request asking for a protocol upgrade may not carry a body")
                 return
             super().on_headers_complete()
 
