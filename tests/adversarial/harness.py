@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 SMUGGLED = 666666  # the item id of every request hidden inside another one
-QUIET = 0.5  # seconds without a byte after which a server that keeps the connection open is done answering
+QUIET = 1.0  # seconds without a byte after which a server that keeps the connection open is done answering
 ANSWER_TIMEOUT = 15.0  # seconds a probe may wait for its answer
 
 _ids = itertools.count(1000)
@@ -146,9 +146,16 @@ class Payload:
     (False where it rightly waits for more body, so a probe there would be read as body)."""
 
     name: str
-    data: bytes
+    data: bytes | tuple[bytes, ...]  # a tuple: parts sent PAUSE seconds apart (packets of their own)
     allowed: tuple[int, ...] = ()
     idle: bool = True
+
+    @property
+    def parts(self) -> tuple[bytes, ...]:
+        return self.data if isinstance(self.data, tuple) else (self.data,)
+
+
+PAUSE = 0.3
 
 
 def _req(method: str, target: str, headers: list[str], body: bytes = b"", version: str = "HTTP/1.1") -> bytes:
@@ -277,6 +284,12 @@ def corpus() -> list[Payload]:
                                                                    "Content-Length: 8"], json_body)),
         Payload("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
         Payload("h2-preface-then-frames", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+        Payload("upgrade-h2c-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: h2c",
+                                                                     f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
+        Payload("upgrade-other-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: foo/2",
+                                                                       f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
+        Payload("upgrade-chunked-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: h2c",
+                                                                         "Transfer-Encoding: chunked"]), chunked_hidden)),
         Payload("websocket-upgrade", _req("GET", "/items/25", ["Host: x", "Connection: Upgrade", "Upgrade: websocket",
                                                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
                                                                "Sec-WebSocket-Version: 13"])),
@@ -288,6 +301,8 @@ def corpus() -> list[Payload]:
         Payload("expect-chunked", _req("POST", "/scalars", [*post, "Expect: 100-continue", "Transfer-Encoding: chunked"],
                                        _chunk(json_body) + b"0\r\n\r\n")),
         # pipelining
+        Payload("cl-body-later", (_req("POST", "/scalars", [*post, f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
+        Payload("chunked-body-later", (_req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"]), chunked_hidden)),
         Payload("pipelined-gets", _get(31) + _get(32) + _get(33), allowed=(31, 32, 33)),
         Payload("pipelined-post-get", _req("POST", "/scalars", [*post, "Content-Length: 8"], json_body) + _get(34),
                 allowed=(34,)),
@@ -325,7 +340,10 @@ def attack(host: str, port: int, payload: Payload) -> AttackResult:
     problems: list[str] = []
     with socket.create_connection((host, port), timeout=10) as sock:
         try:
-            sock.sendall(payload.data)
+            for index, part in enumerate(payload.parts):
+                if index:
+                    time.sleep(PAUSE)
+                sock.sendall(part)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server refused before reading it all: its answer may still be there
         try:
