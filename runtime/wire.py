@@ -300,6 +300,10 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self._head.cancel()
             self._body.cancel()
             super().connection_lost(exc)
+            # uvicorn cancels its keep-alive timer only when the connection closed cleanly: after a
+            # reset (HAProxy closes idle connections so) the timer kept the protocol, its transport
+            # and its last request alive for FLASH_KEEP_ALIVE_TIMEOUT (600 s).
+            self._unset_keepalive_if_required()
 
         def _refuse(self, status: int, detail: str) -> None:
             self._refused = True

@@ -208,3 +208,32 @@ def test_a_slow_but_steady_body_is_served(worker):
             sock.sendall(body[index:index + 1])
         sock.settimeout(10)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_connection_reset_by_its_client_is_let_go(server):
+    """uvicorn kept a reset connection (its protocol and last request) until its keep-alive timer
+    ended, 600 s later: a proxy that resets idle connections made the worker grow without end."""
+    import struct
+
+    def request_then_reset(count: int) -> None:
+        head = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 16 * 1024 + b"\r\n\r\n"
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", started.port), timeout=10)
+            sock.sendall(head)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, not a FIN
+
+    with Worker(CORE_APP, env={"FLASH_SERVER": server}) as started:
+        started.wait_ready()
+        request_then_reset(100)  # allocator arenas and caches settle
+        before = rss_kib(started.proc.pid)
+        request_then_reset(1000)  # kept, they would hold over 5 MiB
+        growth = rss_kib(started.proc.pid) - before
+        assert growth < 2048, f"RSS grew {growth} KiB"  # with them let go: a few hundred KiB at most
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
