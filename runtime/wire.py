@@ -9,6 +9,8 @@ less strictly than a backend behind a proxy should:
 - request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed;
   a chunked body whose chunk-size line ends in a bare LF gets 400 and a close at once (h11 waited
   for a CRLF that never came; httptools refuses it itself);
+- connections: one whose client has closed it (Hypercorn) or reset it (uvicorn) is let go at once;
+  both servers kept it, with its socket or its last request, until the keep-alive timer ended;
 - uvicorn: a request asking for an upgrade other than WebSocket, with a body, gets 400 and a close
   (httptools frames it as bodyless and uvicorn parsed the body as the next request);
 - Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
@@ -22,7 +24,8 @@ less strictly than a backend behind a proxy should:
 Hypercorn has no setting for these and no hook but its HTTP/1.1 protocol class, so
 `install_hypercorn_guard` puts a subclass of that class where Hypercorn looks it up (the runtime
 pins Hypercorn below 0.19 for this reason; tests/test_wire.py fails if the hook moves). uvicorn
-takes an HTTP protocol class as a setting (`http=`).
+takes an HTTP protocol class as a setting (`http=`), and a WebSocket one (`ws=`): `websocket_protocol`
+keeps a refused upgrade out of the error log.
 """
 
 from __future__ import annotations
