@@ -28,6 +28,7 @@ help:
 	@echo "Development"
 	@echo "  make venv         create .venv with the dev extras (make test and the rest do it)"
 	@echo "  make test         run the whole test suite (PYTEST_ARGS=... passes options)"
+	@echo "  make test-adversarial  raw hostile payloads, a mixed soak, faults, both servers (SOAK_SECONDS=600: 10 min soaks)"
 	@echo "  make lint         ruff (lint and format check), mypy on runtime/, hadolint (lint-images)"
 	@echo "  make format       apply ruff's fixes and formatting"
 	@echo "  make schema       regenerate manifests/flash_manifest.schema.json"
@@ -102,3 +103,4 @@ clean:
 -include images/images.mk
 -include bench/bench.mk
 -include cluster/cluster.mk
+-include tests/adversarial/adversarial.mk

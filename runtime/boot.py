@@ -241,6 +241,7 @@ async def serve(settings: Settings, started_at: float) -> tuple[int, bool]:
     limiter = Limiter(settings.max_concurrency, settings.max_pending, settings.max_queue_wait)
     health.capacity_lost = lambda: pool.exhausted or limiter.exhausted
     metrics.watch_pending(lambda: limiter.pending)
+    metrics.watch_slots(lambda: limiter.active)
     boot = _Boot(settings, worker, pool, limiter, started_at, runtime_start)
     try:
         status = await server.run(boot)

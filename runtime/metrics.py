@@ -24,6 +24,9 @@ class NoMetrics:
     def watch_pending(self, read: Callable[[], float]) -> None:
         pass
 
+    def watch_slots(self, read: Callable[[], float]) -> None:
+        pass
+
     def record_boot(self, phases: dict[str, float]) -> None:
         pass
 
@@ -37,7 +40,7 @@ def make_metrics(enabled: bool) -> Metrics | NoMetrics:
 
 
 class Metrics:
-    """Request counts and latency by route and status, in-flight and pending gauges, boot phases."""
+    """Request counts and latency by route and status, in-flight, pending and slot gauges, boot phases."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -56,6 +59,10 @@ class Metrics:
         self.in_flight = Gauge("flash_requests_in_flight", "Requests being served now.", registry=self.registry)
         self.pending = Gauge(
             "flash_requests_pending", "Requests waiting for a handler slot.", registry=self.registry
+        )
+        self.slots = Gauge(
+            "flash_handler_slots_in_use", "Handler slots taken (FLASH_MAX_CONCURRENCY caps them when set).",
+            registry=self.registry,
         )
         self._children: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
         self.boot = Gauge(
@@ -82,6 +89,9 @@ class Metrics:
 
     def watch_pending(self, read: Callable[[], float]) -> None:
         self.pending.set_function(read)
+
+    def watch_slots(self, read: Callable[[], float]) -> None:
+        self.slots.set_function(read)
 
     def record_boot(self, phases: dict[str, float]) -> None:
         for phase, seconds in phases.items():

@@ -29,7 +29,7 @@ import structlog
 from .health import Health, HealthState
 from .logs import flush_buffered_lines
 from .settings import ServerKind, Settings
-from .wire import HEAD_SLACK, WireLimits, guarded_httptools_protocol, install_hypercorn_guard
+from .wire import HEAD_SLACK, WireLimits, guarded_httptools_protocol, install_hypercorn_guard, websocket_protocol
 
 _log = structlog.get_logger("runtime.server")
 _ACCEPT_GRACE = 0.25  # seconds between refusing new connections and closing idle ones
@@ -233,7 +233,7 @@ class _Uvicorn:
         config = uvicorn.Config(
             app, lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
             timeout_keep_alive=int(self.settings.keep_alive_timeout), backlog=2048,
-            http=guarded_httptools_protocol(wire_limits(self.settings)),
+            http=guarded_httptools_protocol(wire_limits(self.settings)), ws=websocket_protocol(),
         )
         server = _Server(config)
 

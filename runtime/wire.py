@@ -6,8 +6,13 @@ less strictly than a backend behind a proxy should:
 - request heads: a cap on their total size and header count under both servers (Hypercorn caps a
   head only when it spans several reads; httptools never does, and buffers a header streamed
   without end), and a deadline for a connection to send a complete head;
-- request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed (a
-  chunked body with bare-LF chunk lines left Hypercorn waiting for a CRLF forever);
+- request bodies: a connection whose body stops arriving for `body_timeout` seconds is closed;
+  a chunked body whose chunk-size line ends in a bare LF gets 400 and a close at once (h11 waited
+  for a CRLF that never came; httptools refuses it itself);
+- connections: one whose client has closed it (Hypercorn) or reset it (uvicorn) is let go at once;
+  both servers kept it, with its socket or its last request, until the keep-alive timer ended;
+- uvicorn: a request asking for an upgrade other than WebSocket, with a body, gets 400 and a close
+  (httptools frames it as bodyless and uvicorn parsed the body as the next request);
 - Hypercorn: an `Upgrade: h2c` request switched the connection to HTTP/2 (a proxy then tunnels
   it, and the requests inside reach the app without the proxy's forwarding headers) and the
   HTTP/2 preface was answered in HTTP/2: the upgrade is ignored (the request is served over
@@ -19,7 +24,8 @@ less strictly than a backend behind a proxy should:
 Hypercorn has no setting for these and no hook but its HTTP/1.1 protocol class, so
 `install_hypercorn_guard` puts a subclass of that class where Hypercorn looks it up (the runtime
 pins Hypercorn below 0.19 for this reason; tests/test_wire.py fails if the hook moves). uvicorn
-takes an HTTP protocol class as a setting (`http=`).
+takes an HTTP protocol class as a setting (`http=`), and a WebSocket one (`ws=`): `websocket_protocol`
+keeps a refused upgrade out of the error log.
 """
 
 from __future__ import annotations
@@ -124,7 +130,13 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
                 self._head.cancel()
                 self._body.cancel()
             await super().handle(event)
-            if isinstance(event, RawData):
+            if isinstance(event, Closed):
+                # The client is gone (or the connection failed). Hypercorn lets the connection's
+                # task end only once its keep-alive timer does, and closes the socket after that:
+                # every connection a client closed held its file descriptor, in CLOSE-WAIT, for
+                # FLASH_KEEP_ALIVE_TIMEOUT (600 s). Closing our side now ends the timer with it.
+                await self.send(Closed())
+            elif isinstance(event, RawData):
                 # The stall deadline runs while a body is still arriving: only a body that did not
                 # come with its head ever arms it.
                 if self.connection.their_state is h11.SEND_BODY and not self._refused:
@@ -166,12 +178,35 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
             if self._refused:
                 return
             await super()._handle_events()
+            if _bare_lf_chunk_line(self.connection):
+                # h11 looks for the CRLF that ends a chunk-size line and would wait for it until the
+                # body deadline. Feed it that CRLF: the line it then reads is no chunk size, so h11
+                # raises its protocol error and Hypercorn answers 400 and closes, as for any other
+                # malformed chunk (h11 marks the client's side failed, so the app's own answer to
+                # the lost body is dropped rather than raised).
+                self.connection.receive_data(b"\r\n")
+                await super()._handle_events()
 
         async def _maybe_recycle(self) -> None:
             await super()._maybe_recycle()
             self._head.cancel()
 
     return GuardedH11Protocol
+
+
+def _bare_lf_chunk_line(connection: Any) -> bool:
+    """Whether h11 waits for a chunk-size line that already ended in a bare LF (RFC 9112 section
+    7.1: the line ends in CRLF). h11 keeps its reader and buffer private; should they move, this
+    answers False and the body deadline closes the connection as before (tests/test_wire.py fails)."""
+    reader = getattr(connection, "_reader", None)
+    buffer = getattr(connection, "_receive_buffer", None)
+    if buffer is None or type(reader).__name__ != "ChunkedReader":
+        return False
+    if getattr(reader, "_bytes_in_chunk", 1) or getattr(reader, "_bytes_to_discard", b"x") or getattr(reader, "_reading_trailer", True):
+        return False  # inside a chunk's data or its CRLF, or in the trailer (which h11 reads LF-tolerant)
+    pending = bytes(buffer)
+    end = pending.find(b"\n")
+    return end != -1 and pending[end - 1:end] != b"\r"
 
 
 def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[str, Any]] | None:
@@ -190,6 +225,13 @@ def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[s
             if name == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
                 return 413, f"Request body exceeds the limit of {limits.max_body_bytes} bytes", {"limit": limits.max_body_bytes}
     return None
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
 
 
 def guarded_httptools_protocol(limits: WireLimits) -> type:
@@ -235,6 +277,12 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             if problem is not None:
                 self._refuse(*problem)
                 return
+            if self.parser.should_upgrade() and not self._should_upgrade() and _declares_body(self.headers):
+                # httptools frames an upgrade request as bodyless and uvicorn, not upgrading, reads
+                # on: the body's bytes would be parsed as the next request (a proxy forwards them
+                # as this one's body). Refuse what cannot be framed; without a body it is served.
+                self._refuse(400, "A request asking for a protocol upgrade may not carry a body")
+                return
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
@@ -255,6 +303,10 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self._head.cancel()
             self._body.cancel()
             super().connection_lost(exc)
+            # uvicorn cancels its keep-alive timer only when the connection closed cleanly: after a
+            # reset (HAProxy closes idle connections so) the timer kept the protocol, its transport
+            # and its last request alive for FLASH_KEEP_ALIVE_TIMEOUT (600 s).
+            self._unset_keepalive_if_required()
 
         def _refuse(self, status: int, detail: str) -> None:
             self._refused = True
@@ -271,3 +323,25 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             self.loop.call_later(_LINGER, self.transport.close)
 
     return GuardedHttpToolsProtocol
+
+
+def websocket_protocol() -> type | str:
+    """uvicorn's WebSocket protocol (its `ws=` setting), quiet about a refused upgrade.
+
+    The app refuses every upgrade with a 404 through the ASGI denial-response extension. uvicorn's
+    sans-I/O and wsproto protocols send that answer and then, since no handshake completed, log
+    "ASGI callable returned without completing handshake." at error level for a request that was
+    answered as intended. Here the end of a denial response counts as the handshake's end.
+    """
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    if AutoWebSocketsProtocol is None or AutoWebSocketsProtocol.__name__ not in ("WebSocketsSansIOProtocol", "WSProtocol"):
+        return "auto"  # none installed, or the legacy protocol, which logs nothing here
+
+    class QuietDenialWebSocketProtocol(AutoWebSocketsProtocol):  # type: ignore[misc, valid-type]
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+                self.handshake_complete = True
+
+    return QuietDenialWebSocketProtocol

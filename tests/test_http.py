@@ -299,6 +299,8 @@ def test_a_websocket_upgrade_gets_a_404_json_answer(server):
         assert head.split(b"\r\n")[0].startswith(b"HTTP/1.1 404"), answer
         assert b"x-request-id:" in head.lower()
         assert json.loads(body) == {"detail": "Not Found"}
+        worker.stop()  # every line the refusal could log is printed by now
+        assert not [line for line in worker.logs() if line["level"] in ("error", "critical")], worker.output()
 
 
 OK_PART = b'--B\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\nxyz\r\n--B--\r\n'
