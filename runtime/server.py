@@ -29,7 +29,13 @@ import structlog
 from .health import Health, HealthState
 from .logs import flush_buffered_lines
 from .settings import ServerKind, Settings
-from .wire import HEAD_SLACK, WireLimits, guarded_httptools_protocol, install_hypercorn_guard, websocket_protocol
+from .wire import (
+    HEAD_SLACK,
+    WireLimits,
+    guarded_httptools_protocol,
+    install_hypercorn_guard,
+    websocket_protocol,
+)
 
 _log = structlog.get_logger("runtime.server")
 _ACCEPT_GRACE = 0.25  # seconds between refusing new connections and closing idle ones

@@ -103,16 +103,16 @@ def install_hypercorn_guard(limits: WireLimits) -> None:
     """Make Hypercorn's connections use the guarded HTTP/1.1 protocol."""
     import hypercorn.protocol as protocols
 
-    base = protocols.H11Protocol
+    base: type = protocols.H11Protocol
     if getattr(base, "wire_limits", None) is not None:
         base = base.__mro__[1]  # already installed (a second server in one process, tests)
-    protocols.H11Protocol = _guarded_h11(base, limits)  # type: ignore[misc]
+    protocols.H11Protocol = _guarded_h11(base, limits)  # type: ignore[misc, assignment]
 
 
 def _guarded_h11(base: type, limits: WireLimits) -> type:
     import h11
 
-    class GuardedH11Protocol(base):  # type: ignore[misc, valid-type]
+    class GuardedH11Protocol(base):
         wire_limits = limits
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
