@@ -227,7 +227,7 @@ class Cluster:
         except subprocess.TimeoutExpired:
             slot.proc.kill()
             slot.proc.wait(timeout=5)
-            raise RuntimeError(f"{name} did not exit within {timeout}s of {signum.name}; killed")
+            raise RuntimeError(f"{name} did not exit within {timeout}s of {signum.name}; killed") from None
         end = Exit(name, slot.generation, signum.name, code, time.monotonic() - started)
         self.exits.append(end)
         return end

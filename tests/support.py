@@ -137,7 +137,7 @@ class Worker:
             time.sleep(0.02)
         raise AssertionError(f"{path} never answered {status} (last: {last!r}):\n{self.output()}")
 
-    def wait_ready(self, timeout: float = 30.0) -> "Worker":
+    def wait_ready(self, timeout: float = 30.0) -> Worker:
         self.wait_status(200, timeout=timeout)
         return self
 
@@ -179,7 +179,7 @@ class Worker:
                 self.proc.wait(timeout=5)
         self._reader.join(timeout=5)
 
-    def __enter__(self) -> "Worker":
+    def __enter__(self) -> Worker:
         return self
 
     def __exit__(self, *exc: object) -> None:

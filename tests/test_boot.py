@@ -5,14 +5,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from support import CORE_APP, lb_manifest, write_app
-
-from support import Worker, run_check
+from support import CORE_APP, Worker, lb_manifest, run_check, write_app
 
 HELLO = "async def hello(name: str = 'world') -> dict:\n    return {'hello': name}\n"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support import ENTRYPOINT, ROOT, Worker, clean_env, free_port, json_records
 
 from runtime.cli import AppNotFound, app_folder, build_parser, command_environment, find_manifest

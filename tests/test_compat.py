@@ -32,7 +32,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support import Worker, run_check
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support import ROOT, Worker
 
 DOCS_HTML = ROOT / "runtime" / "docs.html"
@@ -67,7 +66,7 @@ def run_chromium(binary: str, url: str, *args: str, budget_ms: int = 5000) -> su
         remove_profile(profile)
 
 
-def dump_dom(binary: str, url: str) -> "Dom":
+def dump_dom(binary: str, url: str) -> Dom:
     result = run_chromium(binary, url, "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     return Dom(result.stdout)
@@ -153,7 +152,7 @@ def test_dom_lists_every_operation_of_the_runtime_spec(core_worker, chromium):
     assert dom.one("h1")["text"] == spec["info"]["title"]
     assert spec["info"]["version"] in dom.one(id="version")["text"]
     for path, item in spec["paths"].items():
-        for method, op in item.items():
+        for op in item.values():
             card = dom.one("details", data_operation_id=op["operationId"])
             # The summary is Markdown: its `code` spans are shown without the backticks.
             assert op["summary"].replace("`", "") in card["text"] and path in card["text"]

@@ -23,7 +23,7 @@ from runtime.errors import (
 from runtime.health import Health
 from runtime.metrics import NoMetrics
 from runtime.middleware import RequestContext
-from runtime.routing import RouteEntry, RoutedApp
+from runtime.routing import RoutedApp, RouteEntry
 
 ERRORS = [{"type": "missing", "loc": ["body", "y"], "msg": "Field required"}]
 INTERNAL = {"detail": "Internal Server Error", "error": "ValueError", "request_id": "rid-7"}

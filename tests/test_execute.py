@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-
 from support import CORE_APP, Worker, run_check
 
 

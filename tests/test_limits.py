@@ -10,8 +10,7 @@ import time
 
 import httpx
 import pytest
-
-from support import CORE_APP, Worker, hold_app, post_in_background, marks, read_response, wait_marks
+from support import CORE_APP, Worker, hold_app, marks, post_in_background, read_response, wait_marks
 
 
 def rss_kib(pid: int) -> int:

@@ -6,9 +6,7 @@ import json
 import time
 
 import httpx
-
-from support import CORE_APP
-from support import Worker
+from support import CORE_APP, Worker
 
 
 def test_boot_and_access_lines_are_json(core_worker):
@@ -92,9 +90,9 @@ def loaded() -> list:
 
 def test_json_logs_do_not_import_the_terminal_pretty_printers(tmp_path):
     """structlog imports rich (and rich pygments) when installed; JSON logs never use them."""
-    from support import lb_manifest, write_app
-
     import importlib.util
+
+    from support import lb_manifest, write_app
     assert importlib.util.find_spec("rich") is not None, "the dev environment has rich (runpod-flash brings it)"
     app = write_app(tmp_path / "app", lb_manifest(("loaded", "loaded", "GET", "/loaded")), {"loaded.py": LOADED})
     with Worker(app) as worker:

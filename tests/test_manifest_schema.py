@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import jsonschema
-
 from support import ENTRYPOINT, ROOT
 
 SCHEMA = ROOT / "manifests" / "flash_manifest.schema.json"

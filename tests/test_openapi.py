@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 from openapi_spec_validator import validate
-
 from support import CORE_APP, EXAMPLE_APP, Worker
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from support import Worker, hold_app, marks, post_in_background, wait_marks
 
 

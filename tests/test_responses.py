@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import BaseModel, Field
+from support import Worker
 
 from runtime.encoding import encode
 from runtime.errors import ResponseValidationError
 from runtime.manifest import Route
 from runtime.response_models import ResultPlan, registered_unchanged
-from support import Worker
 
 APP = Path(__file__).resolve().parent / "apps" / "responses"
 
@@ -192,8 +192,8 @@ def test_failed_response_model_is_a_logged_500(worker):
     assert r.status_code == 500
     assert r.json() == {"detail": "Internal Server Error", "error": "ResponseValidationError",
                         "request_id": "resp-check-1"}
-    line = worker.wait_log(lambda l: l.get("event") == "response validation failed"
-                           and l.get("request_id") == "resp-check-1")
+    line = worker.wait_log(lambda rec: rec.get("event") == "response validation failed"
+                           and rec.get("request_id") == "resp-check-1")
     assert line["errors"][0]["loc"] == ["id"] and line["errors"][0]["type"] == "int_parsing"
     assert "not a number" not in json.dumps(line)  # the offending value is not logged
 
@@ -252,5 +252,5 @@ def test_stream_item_that_fails_its_model_ends_the_stream(worker):
             for line in response.iter_lines():
                 received.append(line)
     assert received[:1] == ['{"id":0,"name":"c","email":"e"}']
-    line = worker.wait_log(lambda l: l.get("request_id") == "resp-stream-1" and l.get("level") == "error")
+    line = worker.wait_log(lambda rec: rec.get("request_id") == "resp-stream-1" and rec.get("level") == "error")
     assert "ResponseValidationError" in line["exception"]

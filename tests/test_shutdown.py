@@ -6,8 +6,15 @@ import signal
 import time
 
 import httpx
-
-from support import CORE_APP, Worker, hold_app, lb_manifest, post_in_background, wait_marks, write_app
+from support import (
+    CORE_APP,
+    Worker,
+    hold_app,
+    lb_manifest,
+    post_in_background,
+    wait_marks,
+    write_app,
+)
 
 # The metrics gauge shows what is in flight before the signal; the drain's own log lines say what
 # it saw when the signal arrived.

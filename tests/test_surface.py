@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from support import CORE_APP, Worker, lb_manifest, write_app
 
 

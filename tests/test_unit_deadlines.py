@@ -105,7 +105,7 @@ def test_one_deadlines_object_keeps_working_in_a_new_event_loop():
     for _ in range(2):
         cancelled: list[str] = []
 
-        async def main():
+        async def main(cancelled=cancelled):
             with pytest.raises(DeadlineExceeded):
                 await deadlines.run(_forever(cancelled), 0.05)
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 import structlog
 
-from runtime.health import Health, HealthState
 from runtime.errors import Overloaded
+from runtime.health import Health, HealthState
 from runtime.limits import Limiter
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 
 import httpx
-
 from support import CORE_APP, Worker, free_port, hold_app, post_in_background, wait_marks
 
 

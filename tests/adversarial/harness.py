@@ -111,7 +111,7 @@ def read_answers(sock: socket.socket, want: int | None = None, quiet: float = QU
         sock.settimeout(min(quiet, left) if want is None else left)
         try:
             chunk = sock.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         except (ConnectionResetError, BrokenPipeError):
             chunk = b""
@@ -470,7 +470,7 @@ class _Client:
 
     def _exchange(self, data: bytes) -> Answer | None:
         """Send on the keep-alive connection (a new one if the server closed it); the answer or None."""
-        for attempt in range(2):
+        for _attempt in range(2):
             if self.sock is None:
                 self.sock = socket.create_connection((self.host, self.port), timeout=10)
                 fresh = True

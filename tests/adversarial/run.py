@@ -26,10 +26,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]
 
-from adversarial.harness import (  # noqa: E402
-    SoakStats, back_to_baseline, footprint, probe_fresh, read_answers, run_corpus, soak, warm_up,
-)
 from support import CORE_APP, ENTRYPOINT, Worker, base_env  # noqa: E402
+
+from adversarial.harness import (  # noqa: E402
+    SoakStats,
+    back_to_baseline,
+    footprint,
+    probe_fresh,
+    read_answers,
+    run_corpus,
+    soak,
+    warm_up,
+)
 
 SYNC_THREADS = 4
 WORKER_ENV = {

@@ -56,7 +56,7 @@ async def structured(point: Point, person: Person, box: Box) -> dict:
     return {"point": point, "person": person, "area": box.width * box.height, "box": box}
 
 
-async def search(q: str, limit: int = 10, tags: list[str] = [], exact: Optional[bool] = None) -> dict:  # noqa: B006
+async def search(q: str, limit: int = 10, tags: list[str] = [], exact: Optional[bool] = None) -> dict:
     return {"q": q, "limit": limit, "tags": tags, "exact": exact}
 
 

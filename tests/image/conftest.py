@@ -27,12 +27,12 @@ import pytest
 import tomllib
 from podman_support import (
     APPS,
-    IMAGE_SOURCE,
     CACHE,
+    IMAGE_SOURCE,
     ROOT,
     SLIM_PATH,
-    STANDIN_MMDEBSTRAP,
     STANDIN,
+    STANDIN_MMDEBSTRAP,
     STANDIN_PYTHON,
     Container,
     Podman,

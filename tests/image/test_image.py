@@ -21,8 +21,17 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
-from podman_support import (APPS, CACHE, IMAGE_SOURCE, ROOT, STANDIN_PYTHON, Container, Podman, app_packages,
-                            revision)
+from podman_support import (
+    APPS,
+    CACHE,
+    IMAGE_SOURCE,
+    ROOT,
+    STANDIN_PYTHON,
+    Container,
+    Podman,
+    app_packages,
+    revision,
+)
 
 pytestmark = pytest.mark.skipif(os.environ.get("FLASH_IMAGE_TEST") != "1",
                                 reason="image test: run `make test-image`")

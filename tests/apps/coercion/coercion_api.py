@@ -5,10 +5,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Optional, Union
 
+from coercion_models import Part
 from runpod_flash import Endpoint
 from starlette.requests import Request
-
-from coercion_models import Part
 
 api = Endpoint(name="coercion", cpu="cpu3c-1-2", workers=(1, 2))
 

@@ -4,9 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from runpod_flash import Endpoint
-
 from kinds_models import Color, Item, Order, Point, Size, Vector
+from runpod_flash import Endpoint
 
 api = Endpoint(name="kinds", cpu="cpu3c-1-2", workers=(1, 2))
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import msgspec
 from pydantic import BaseModel
+
 # pydantic (the reference's binder) rejects typing.TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 

@@ -4,10 +4,9 @@
 from typing import Annotated, Optional
 
 from fastapi import Body, Cookie, Depends, File, Form, Header, Path, Query, UploadFile
+from markers_models import Filters, Item, Meta
 from pydantic import Field
 from runpod_flash import Endpoint
-
-from markers_models import Filters, Item, Meta
 
 api = Endpoint(name="markers", cpu="cpu3c-1-2", workers=(1, 2))
 

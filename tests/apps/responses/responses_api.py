@@ -7,12 +7,19 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Optional
 
+from responses_models import (
+    Aliased,
+    CustomerPrivate,
+    CustomerPublic,
+    CustomerQuery,
+    ItemTD,
+    Level,
+    Money,
+    PointDC,
+    Tier,
+)
 from runpod_flash import Endpoint
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-
-from responses_models import (
-    Aliased, CustomerPrivate, CustomerPublic, CustomerQuery, ItemTD, Level, Money, PointDC, Tier,
-)
 
 api = Endpoint(name="responses", cpu="cpu3c-1-2", workers=(1, 2))
 

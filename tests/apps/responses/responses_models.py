@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
 # pydantic rejects typing.TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
