@@ -77,7 +77,7 @@ class Store:
             return None
         # What importlib does to code read from a pyc: the file names become the real source's,
         # for tracebacks, warnings and inspect.
-        _imp._fix_co_filename(code, path)
+        _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
         self.hits += 1
         return code
 
@@ -87,7 +87,7 @@ def _loaders(store: Store) -> list[tuple[type, list[str]]]:
     reading the store first."""
 
     class StoreSourceLoader(importlib.machinery.SourceFileLoader):
-        def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:
+        def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
             # Called only when no valid bytecode is cached beside the source. The store holds
             # code compiled without -O: used only when this import would compile it the same way.
             if isinstance(data, bytes) and isinstance(path, str) and _optimize == -1 and not sys.flags.optimize:
