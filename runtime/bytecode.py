@@ -90,7 +90,12 @@ def _loaders(store: Store) -> list[tuple[type, list[str]]]:
         def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
             # Called only when no valid bytecode is cached beside the source. The store holds
             # code compiled without -O: used only when this import would compile it the same way.
-            if isinstance(data, bytes) and isinstance(path, str) and _optimize == -1 and not sys.flags.optimize:
+            if (
+                isinstance(data, bytes)
+                and isinstance(path, str)
+                and _optimize == -1
+                and not sys.flags.optimize
+            ):
                 code = store.code(data, path)
                 if code is not None:
                     return code
@@ -140,6 +145,7 @@ def install(path: Path) -> Store:
 
 
 # --------------------------------------------------------------------------- building a store
+
 
 def _sources(folders: list[Path]) -> Iterator[Path]:
     for folder in folders:
@@ -197,10 +203,15 @@ def _write(target: Path, data: bytes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.bytecode", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.bytecode",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    build_command = commands.add_parser("build", help="compile every .py under DIR... into the store OUT")
+    build_command = commands.add_parser(
+        "build", help="compile every .py under DIR... into the store OUT"
+    )
     build_command.add_argument("out", type=Path, metavar="OUT")
     build_command.add_argument("folders", type=Path, nargs="+", metavar="DIR")
     args = parser.parse_args(argv)
@@ -209,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not a directory: {', '.join(missing)}")
     counts = build(args.out, args.folders)
     total = sum(1 for entry in os.scandir(args.out) if entry.name.endswith(".pyc"))
-    size = sum(entry.stat().st_size for entry in os.scandir(args.out) if entry.name.endswith(".pyc"))
-    print(f"bytecode store {args.out}: {counts['sources']} sources, {counts['written']} compiled, "
-          f"{counts['present']} already stored, {counts['failed']} not compilable, "
-          f"{counts['unreadable']} unreadable; {total} entries, {size / 2**20:.1f} MiB")
+    size = sum(
+        entry.stat().st_size for entry in os.scandir(args.out) if entry.name.endswith(".pyc")
+    )
+    print(
+        f"bytecode store {args.out}: {counts['sources']} sources, {counts['written']} compiled, "
+        f"{counts['present']} already stored, {counts['failed']} not compilable, "
+        f"{counts['unreadable']} unreadable; {total} entries, {size / 2**20:.1f} MiB"
+    )
     return 0
 
 

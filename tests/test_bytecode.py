@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import Worker
 
 from runtime import bytecode, settings
 from runtime.settings import Settings
-from support import Worker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "manifests" / "example"
 PACKAGE = "storepkg"
@@ -31,8 +31,13 @@ SOURCES = {
 @pytest.fixture
 def isolated_imports():
     """Leave import state as it was: path hooks, finders, sys.path, the package's modules."""
-    saved = (list(sys.path_hooks), dict(sys.path_importer_cache), list(sys.path), sys.dont_write_bytecode,
-             dict(bytecode._installed))
+    saved = (
+        list(sys.path_hooks),
+        dict(sys.path_importer_cache),
+        list(sys.path),
+        sys.dont_write_bytecode,
+        dict(bytecode._installed),
+    )
     sys.dont_write_bytecode = True
     yield
     for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
@@ -73,8 +78,10 @@ def store(tmp_path: Path, app: Path) -> Path:
 @pytest.fixture
 def no_compile(monkeypatch):
     """Compiling from source fails: a module that imports got its code from the store."""
+
     def refuse(self, data, path, *, _optimize=-1):
         raise AssertionError(f"compiled from source: {path}")
+
     monkeypatch.setattr(importlib.machinery.SourceFileLoader, "source_to_code", refuse)
 
 
@@ -95,7 +102,9 @@ def test_the_usual_pyc_is_still_written_beside_the_source(app, store):
     installed = bytecode.install(store)
     importlib.import_module(PACKAGE)
     assert installed.hits == 1
-    assert (app / PACKAGE / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc").is_file()
+    assert (
+        app / PACKAGE / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+    ).is_file()
 
 
 def test_a_traceback_names_the_real_source(app, store, no_compile):
@@ -116,7 +125,9 @@ def test_a_changed_source_compiles(app, store):
     assert installed.hits == 0
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other source's entry", "other magic", "unchecked flags"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "other source's entry", "other magic", "unchecked flags"]
+)
 def test_a_damaged_or_mismatched_entry_compiles(app, store, damage):
     entry = _entry(store, "__init__.py")
     data = entry.read_bytes()
@@ -171,7 +182,9 @@ def test_the_builder_skips_what_does_not_compile_and_writes_readable_files(tmp_p
     assert "4 sources, 2 compiled, 1 already stored, 1 not compilable" in printed
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     entries = sorted(out.iterdir())
-    assert [p.name for p in entries] == sorted(bytecode.entry_name(s.encode()) for s in SOURCES.values())
+    assert [p.name for p in entries] == sorted(
+        bytecode.entry_name(s.encode()) for s in SOURCES.values()
+    )
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in entries)
 
 
@@ -184,7 +197,8 @@ def test_the_setting_is_off_by_word_a_folder_or_the_images_store(tmp_path, monke
     for off in ("off", "", " 0 "):
         assert Settings.from_env({**env, "FLASH_BYTECODE_STORE": off}).bytecode_store is None
     assert Settings.from_env({**env, "FLASH_BYTECODE_STORE": "rel/store"}).bytecode_store == Path(
-        os.getcwd(), "rel", "store")
+        os.getcwd(), "rel", "store"
+    )
 
 
 def test_the_worker_imports_the_app_from_the_store(tmp_path):
@@ -210,4 +224,6 @@ def test_the_worker_boots_without_an_unsafe_store(tmp_path):
         worker.wait_ready()
         warning = worker.wait_log(lambda line: line.get("event") == "bytecode store not used")
         assert "writable by group or others" in warning["reason"]
-        assert worker.wait_log(lambda line: line.get("event") == "boot")["bytecode_store_hits"] is None
+        assert (
+            worker.wait_log(lambda line: line.get("event") == "boot")["bytecode_store_hits"] is None
+        )

@@ -44,7 +44,9 @@ def ensure(python: str, log=print) -> Path:
     key = hashlib.sha256(f"{' '.join(packages)}; python {version}".encode()).hexdigest()[:16]
     folder = build_real_artifact.cache_root() / f"image-bytecode-{key}"
     if not (folder / "build.json").exists():
-        log(f"image bytecode: pip install of {len(packages)} APP_PACKAGES and the store, into {folder}")
+        log(
+            f"image bytecode: pip install of {len(packages)} APP_PACKAGES and the store, into {folder}"
+        )
         _build(folder, python, packages, version)
     return folder / "store"
 
@@ -56,13 +58,30 @@ def _build(folder: Path, python: str, packages: list[str], version: str) -> None
     folder.mkdir(parents=True)
     try:
         subprocess.run([python, "-m", "venv", str(folder / "venv")], check=True)
-        subprocess.run([str(folder / "venv" / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                        *packages], check=True)
+        subprocess.run(
+            [
+                str(folder / "venv" / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *packages,
+            ],
+            check=True,
+        )
         site_packages = glob.glob(str(folder / "venv" / "lib" / "python*" / "site-packages"))
-        done = subprocess.run([python, "-m", "runtime.bytecode", "build", str(folder / "store"), *site_packages],
-                              cwd=ROOT, capture_output=True, text=True, check=True)
-        (folder / "build.json").write_text(json.dumps(
-            {"packages": packages, "python": version, "builder": done.stdout.strip()}, indent=2) + "\n")
+        done = subprocess.run(
+            [python, "-m", "runtime.bytecode", "build", str(folder / "store"), *site_packages],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (folder / "build.json").write_text(
+            json.dumps(
+                {"packages": packages, "python": version, "builder": done.stdout.strip()}, indent=2
+            )
+            + "\n"
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
