@@ -174,6 +174,18 @@ def cold_start_table(results: dict) -> str:
     return "\n".join(rows_out)
 
 
+def _store_text(results: dict) -> str:
+    """Whether the runtime's real-app boots had the images' bytecode store."""
+    store = (results.get("realapp") or {}).get("bytecode_store")
+    if store is None:  # results from before the store existed
+        return ""
+    if not store:
+        return "The runtime boots without a bytecode store (`--no-bytecode-store`). "
+    return ("The runtime boots with the image's bytecode store (`FLASH_BYTECODE_STORE`: the images' "
+            "APP_PACKAGES pip-installed and compiled by `python -m runtime.bytecode build`, as the "
+            "images do, `bench/apps/image_bytecode.py`); the reference has nothing like it. ")
+
+
 def realapp_notes(results: dict) -> list[str]:
     """The build measured, the runtime's slowest imports per path, whether the cache was used."""
     section = results.get("realapp") or {}
@@ -324,7 +336,8 @@ def markdown(results: dict) -> str:
                 "start on a fresh copy of the unpacked archive (the reference on "
                 "`bench/reference.py`'s generated handler). Persistent cache: the runtime boots "
                 "twice from the archive with `FLASH_CACHE_DIR` on one fresh folder, the second boot "
-                "counts; the reference has no cache, so its figure is the archive row's. Phases: "
+                "counts; the reference has no cache, so its figure is the archive row's. "
+                + _store_text(results) + "Phases: "
                 "the runtime's `boot` line; the reference's are timed inside its handler module "
                 "(the rest of its boot is the interpreter and uvicorn). `/ping` is polled every "
                 "50 ms during these boots (2 ms for the trivial app).", "",

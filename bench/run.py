@@ -46,6 +46,7 @@ sys.path.insert(0, str(BENCH / "apps"))
 
 import build_real_artifact  # noqa: E402
 import gen_routes  # noqa: E402
+import image_bytecode  # noqa: E402
 import reference  # noqa: E402
 import report  # noqa: E402
 
@@ -251,7 +252,8 @@ class Server:
                     continue
                 if record.get("event") in ("boot", "reference_boot"):
                     return {"phases_ms": record.get("phases_ms"),
-                            "slowest_imports_ms": record.get("slowest_imports_ms")}
+                            "slowest_imports_ms": record.get("slowest_imports_ms"),
+                            "bytecode_store_hits": record.get("bytecode_store_hits")}
         return None
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -311,9 +313,10 @@ def smoke_check(spec: ServerSpec) -> None:
 
 
 def realapp_spec(row: str, name: str, real: build_real_artifact.RealArtifact, app_dir: Path,
-                 reference_tree: Path, cache: Path | None = None) -> ServerSpec:
+                 reference_tree: Path, cache: Path | None = None, store: Path | None = None) -> ServerSpec:
     """`name` booting the real app into app_dir (created here): from the archive (`artifact`) or
-    from a fresh copy of the unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR."""
+    from a fresh copy of the unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR,
+    `store` its FLASH_BYTECODE_STORE (off when None)."""
     port = free_port()
     env = _base_env()
     if name == REFERENCE:
@@ -339,6 +342,7 @@ def realapp_spec(row: str, name: str, real: build_real_artifact.RealArtifact, ap
         shutil.copytree(real.unpacked, app_dir, symlinks=True)
     if cache is not None:
         env["FLASH_CACHE_DIR"] = str(cache)
+    env["FLASH_BYTECODE_STORE"] = str(store) if store is not None else "off"
     return ServerSpec(name, [RUNTIME_PYTHON, str(ENTRYPOINT)], ROOT, env, port)
 
 
@@ -498,8 +502,11 @@ def scenario_path(server: str, path: str) -> str:
 # --------------------------------------------------------------------------- phases
 
 class Bench:
-    def __init__(self, profile: Profile, servers: list[str], phases: list[str], workdir: Path):
+    def __init__(self, profile: Profile, servers: list[str], phases: list[str], workdir: Path,
+                 bytecode_store: bool = True):
         self.profile = profile
+        self.bytecode_store = bytecode_store  # the realapp runtime boots with the images' store
+        self.store: Path | None = None
         self.servers = servers
         self.phases = phases
         self.workdir = workdir
@@ -602,6 +609,8 @@ class Bench:
                   and stopped only once nothing was added to the cache for a second); the
                   reference has no cache, so its figure for this path is its `artifact` one.
 
+        The runtime boots with the images' bytecode store (bench/apps/image_bytecode.py: APP_PACKAGES
+        compiled as the images compile them) unless --no-bytecode-store; the reference has none.
         Runs alternate (reference, runtime, ...; each round starts with the other server), after
         one unmeasured round that also checks a route of each server.
         """
@@ -613,6 +622,7 @@ class Bench:
         if REFERENCE in names and python_version(PYTHON) != target:
             raise RuntimeError(f"the reference's Python ({PYTHON}) is not {target}, the runtime's")
         real = build_real_artifact.ensure(target, log=log)
+        self.store = image_bytecode.ensure(RUNTIME_PYTHON, log) if self.bytecode_store and RUNTIME in names else None
         if Path("/runpod-volume").is_dir():
             log("realapp: /runpod-volume exists; the runtime may use its default cache there")
         root = self.workdir / "realapp"
@@ -642,7 +652,9 @@ class Bench:
                         continue
                     if round_no >= 0:
                         samples[(row, name)].append(result)
-                        log(f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200")
+                        hits = result.get("bytecode_store_hits")
+                        log(f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200"
+                            + (f" ({hits} modules from the bytecode store)" if hits is not None else ""))
         shutil.rmtree(root, ignore_errors=True)
         out: dict[str, dict] = {}
         for (row, name), boots in samples.items():
@@ -655,7 +667,8 @@ class Bench:
             out.setdefault(row, {})[name] = summary
         if "reference" in out.get("artifact", {}) and "cached" in out:
             out["cached"]["reference"] = {**out["artifact"]["reference"], "same_as": "artifact"}
-        section.update({"build": real.info, "runs": runs, "rows": out, "failures": failures})
+        section.update({"build": real.info, "runs": runs, "rows": out, "failures": failures,
+                        "bytecode_store": self.store is not None})
         for row in self.REALAPP_ROWS:
             for name, s_ in out.get(row, {}).items():
                 log(f"  {row:8s} {name:9s} median {s_['first_200_ms']:.0f} ms "
@@ -667,15 +680,16 @@ class Bench:
         run_dir = Path(tempfile.mkdtemp(prefix=f"{row}-{name}-", dir=self.workdir / "realapp"))
         try:
             if row != "cached":
-                return self.realapp_once(realapp_spec(row, name, real, run_dir / "app", reference_tree), smoke)
+                return self.realapp_once(realapp_spec(row, name, real, run_dir / "app", reference_tree,
+                                                      store=self.store), smoke)
             cache = run_dir / "cache"
             cache.mkdir()
             fill = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app1",
-                                                  reference_tree, cache), smoke,
+                                                  reference_tree, cache, self.store), smoke,
                                      before_stop=lambda: settle(cache))
             files = count_files(cache)
             second = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app2",
-                                                    reference_tree, cache), smoke)
+                                                    reference_tree, cache, self.store), smoke)
             return {**second, "fill": fill, "cache_files": files}
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -692,7 +706,8 @@ class Bench:
             self.halt(server)
         record = server.boot_record() or {}
         return {"first_answer_ms": times["first_answer_s"] * 1e3, "first_200_ms": times["first_200_s"] * 1e3,
-                "phases_ms": record.get("phases_ms"), "slowest_imports_ms": record.get("slowest_imports_ms")}
+                "phases_ms": record.get("phases_ms"), "slowest_imports_ms": record.get("slowest_imports_ms"),
+                "bytecode_store_hits": record.get("bytecode_store_hits")}
 
     # -- long-lived servers: memory, load, body
 
@@ -958,6 +973,8 @@ def main() -> int:
     parser.add_argument("--phases", default=",".join(ALL_PHASES))
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--no-bytecode-store", action="store_true",
+                        help="realapp: boot the runtime without the images' bytecode store")
     parser.add_argument("--merge", action="store_true",
                         help="keep the sections of the phases not run from OUT/results.json")
     args = parser.parse_args()
@@ -984,7 +1001,7 @@ def main() -> int:
     profile = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="flash-bench-"))
     log(f"profile {profile.name}, servers {servers}, phases {phases}, workdir {workdir}")
-    bench = Bench(profile, servers, phases, workdir)
+    bench = Bench(profile, servers, phases, workdir, bytecode_store=not args.no_bytecode_store)
     try:
         load_before = os.getloadavg()
         results = bench.run()

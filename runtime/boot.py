@@ -7,12 +7,13 @@ import gc
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 import structlog
 
-from . import cpuinfo_probe
+from . import bytecode, cpuinfo_probe
 from .app import WorkerApp, build_routed_app
 from .appcache import prepare_root, unpack_cached
 from .artifact import Unpacked, UnpackLimits, open_artifact, unpack_artifact, wait_for_artifact
@@ -55,6 +56,7 @@ class LoadedApp(msgspec.Struct):
     title: str = "Flash worker"  # the app's name and build, for /docs
     version: str = ""
     artifact_cache: str | None = None  # FLASH_CACHE_DIR's result: hit, miss or ignored
+    bytecode_store_hits: int | None = None  # modules whose code came from FLASH_BYTECODE_STORE
 
 
 class _Phases:
@@ -89,11 +91,15 @@ def load_application(
     resource, routes, manifest = phases.timed("manifest", read_manifest)
 
     import_times = ImportTimes()
+    store = None
 
     def import_all() -> list[Any]:
+        nonlocal store
         extend_sys_path(settings.module_path, settings.app_venv)
         if settings.fast_cpuinfo:
             cpuinfo_probe.install()
+        if settings.bytecode_store is not None:
+            store = _bytecode_store(settings.bytecode_store)
         with import_times.measuring():
             return import_handlers(routes, settings.manifest_path, settings.module_path)
 
@@ -110,7 +116,16 @@ def load_application(
     executor = Executor(pool) if settings.enable_execute else None
     title, version = app_title(manifest, resource)
     return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest(), title, version,
-                     cache)
+                     cache, store.hits if store is not None else None)
+
+
+def _bytecode_store(path: Path) -> bytecode.Store | None:
+    """The bytecode store, installed for the app's imports; None (and why, logged) when refused."""
+    try:
+        return bytecode.install(path)
+    except bytecode.StoreRefused as exc:
+        _log.warning("bytecode store not used", store=str(path), reason=str(exc))
+        return None
 
 
 def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
@@ -314,6 +329,7 @@ class _Boot:
             routes=[f"{r.method} {r.path}" for r in app.routes],
             phases_ms=_ms(app.phases),
             artifact_cache=app.artifact_cache,
+            bytecode_store_hits=app.bytecode_store_hits,
             slowest_imports_ms=app.slowest_imports,
             settings=self.settings.public(),
             uid=os.getuid(),

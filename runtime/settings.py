@@ -17,6 +17,7 @@ PLATFORM_ARTIFACT = "/root/.runpod/artifact.tar.gz"
 APP_FOLDER = "/app"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 VOLUME = Path("/runpod-volume")  # the platform's network volume, when the endpoint has one
+BYTECODE_STORE = Path("/opt/flash/bytecode")  # the images' compiled packages (runtime/bytecode.py)
 
 
 class SettingsError(ValueError):
@@ -49,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_max_bytes: int = 4 << 30
     artifact_max_members: int = 200_000
     artifact_cache: Path | None = None
+    bytecode_store: Path | None = None
     run_as: RunAs = APP_USER
     app_venv: Path | None = None
     startup_hook: str | None = None
@@ -121,6 +123,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             artifact_max_bytes=reader.number("FLASH_ARTIFACT_MAX_BYTES", 4 << 30, int, _positive),
             artifact_max_members=reader.number("FLASH_ARTIFACT_MAX_MEMBERS", 200_000, int, _positive),
             artifact_cache=_cache_dir(env),
+            bytecode_store=_bytecode_store(env),
             run_as=reader.user("FLASH_USER", DEFAULT_USER, deployed),
             app_venv=reader.path("FLASH_APP_VENV"),
             startup_hook=reader.text("FLASH_STARTUP_HOOK", None, _valid_hook),
@@ -209,6 +212,17 @@ def _cache_dir(env: Mapping[str, str]) -> Path | None:
     if value.lower() in ("", "off", *_FALSE):
         return None
     return Path(value).resolve()
+
+
+def _bytecode_store(env: Mapping[str, str]) -> Path | None:
+    """FLASH_BYTECODE_STORE: a folder, `off` (or empty) for none; unset, the images' when it exists."""
+    value = env.get("FLASH_BYTECODE_STORE")
+    if value is None:
+        return BYTECODE_STORE if BYTECODE_STORE.is_dir() else None
+    value = value.strip()
+    if value.lower() in ("", "off", *_FALSE):
+        return None
+    return Path(os.path.abspath(value))  # not resolved: a symbolic link as the store is refused
 
 
 _TRUE = {"1", "true", "yes", "on"}
