@@ -352,6 +352,12 @@ def test_platform_start_with_the_artifact_mounted(cpu_image: str, lb_artifact: P
     who = httpx.post(container.url + "/whoami", json={}, timeout=10).json()
     assert (who["uid"], who["gid"], who["groups"], who["cwd"]) == (10001, 10001, [], "/app")
     assert who["runpod_flash"].startswith("/app/runpod_flash/")  # the artifact's own copy
+    # The image's bytecode store (root's, read-only to the worker) served the artifact's copies of
+    # the image's own packages on this first start.
+    boot = next(r for r in container.logs() if r.get("event") == "boot")
+    assert boot["bytecode_store_hits"] > 100, boot
+    owner, mode = container.exec("stat", "-c", "%U %a", "/opt/flash/bytecode").split()
+    assert (owner, mode) == ("root", "755")
     assert_worker_runs_as_flash_user(container)
     assert_sigterm_drains(container)
 
