@@ -41,7 +41,9 @@ def build_app(app_dir: Path):
     settings = Settings.from_env({"FLASH_MODULE_PATH": str(app_dir)})
     configure_logging(settings.log_level, settings.log_format)
     pool = SyncPool(4)
-    loaded = load_application(settings, pool, Limiter(settings.max_concurrency, settings.max_pending))
+    loaded = load_application(
+        settings, pool, Limiter(settings.max_concurrency, settings.max_pending)
+    )
     health = Health()
     health.state = HealthState.READY
     return build_routed_app(loaded.handlers, settings, health, make_metrics(False), loaded.executor)
@@ -49,11 +51,22 @@ def build_app(app_dir: Path):
 
 def scope_for(path: str) -> dict:
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(BODY)).encode())],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
     }
 
 
@@ -108,8 +121,11 @@ def main() -> None:
         sys.stdout.flush()
     finally:
         os.dup2(saved, 1)
-    print(f"{args.path}: {min(runs):.1f} us/request (best of 5 x {args.requests}; all: "
-          + ", ".join(f"{r:.1f}" for r in runs) + ")")
+    print(
+        f"{args.path}: {min(runs):.1f} us/request (best of 5 x {args.requests}; all: "
+        + ", ".join(f"{r:.1f}" for r in runs)
+        + ")"
+    )
     if report:
         print(report)
 

@@ -28,20 +28,50 @@ sys.path.insert(0, str(BENCH))
 import run  # noqa: E402
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
-PACKAGES = ("runtime", "starlette", "hypercorn", "h11", "h2", "uvicorn", "httptools", "fastapi",
-            "pydantic", "pydantic_core", "structlog", "msgspec", "orjson", "anyio", "asyncio",
-            "logging", "json", "runpod_flash", "bench_app", "prometheus_client", "contextvars",
-            "uuid", "email", "http", "socket", "selectors", "ssl", "typing", "inspect", "enum",
-            "functools", "threading", "concurrent")
+PACKAGES = (
+    "runtime",
+    "starlette",
+    "hypercorn",
+    "h11",
+    "h2",
+    "uvicorn",
+    "httptools",
+    "fastapi",
+    "pydantic",
+    "pydantic_core",
+    "structlog",
+    "msgspec",
+    "orjson",
+    "anyio",
+    "asyncio",
+    "logging",
+    "json",
+    "runpod_flash",
+    "bench_app",
+    "prometheus_client",
+    "contextvars",
+    "uuid",
+    "email",
+    "http",
+    "socket",
+    "selectors",
+    "ssl",
+    "typing",
+    "inspect",
+    "enum",
+    "functools",
+    "threading",
+    "concurrent",
+)
 
 
 def package_of(path: str) -> str:
     """The top-level package (or stdlib module) a frame's file belongs to."""
     parts = path.replace("\\", "/").split("/")
     if "site-packages" in parts:
-        parts = parts[parts.index("site-packages") + 1:]
+        parts = parts[parts.index("site-packages") + 1 :]
     elif "runtime" in parts:
-        parts = parts[parts.index("runtime"):]
+        parts = parts[parts.index("runtime") :]
     head = parts[0] if parts else path
     head = head[:-3] if head.endswith(".py") else head
     return head if head in PACKAGES else (head or "?")
@@ -76,18 +106,36 @@ def summarize(stacks, top: int = 25) -> str:
             inclusive[f"{func} ({path})"] += n
             if package_of(path) == "runtime":
                 runtime_inclusive[f"{func} ({path})"] += n
-    pct = lambda n: f"{100 * n / total:.1f}"
-    out = [f"{total} samples of the server's busy time (idle waits in the event loop excluded).",
-           "", "### Own time by package (where the CPU actually was)", "",
-           "| package | share % |", "|---|---:|"]
+
+    def pct(n):
+        return f"{100 * n / total:.1f}"
+
+    out = [
+        f"{total} samples of the server's busy time (idle waits in the event loop excluded).",
+        "",
+        "### Own time by package (where the CPU actually was)",
+        "",
+        "| package | share % |",
+        "|---|---:|",
+    ]
     out += [f"| {name} | {pct(n)} |" for name, n in own_pkg.most_common(20)]
     out += ["", f"### Top {top} functions by own time", "", "| function | share % |", "|---|---:|"]
     out += [f"| `{name}` | {pct(n)} |" for name, n in own.most_common(top)]
-    out += ["", f"### Top {top} functions by inclusive time", "", "| function | share % |",
-            "|---|---:|"]
+    out += [
+        "",
+        f"### Top {top} functions by inclusive time",
+        "",
+        "| function | share % |",
+        "|---|---:|",
+    ]
     out += [f"| `{name}` | {pct(n)} |" for name, n in inclusive.most_common(top)]
-    out += ["", "### The runtime's own functions by inclusive time", "", "| function | share % |",
-            "|---|---:|"]
+    out += [
+        "",
+        "### The runtime's own functions by inclusive time",
+        "",
+        "| function | share % |",
+        "|---|---:|",
+    ]
     out += [f"| `{name}` | {pct(n)} |" for name, n in runtime_inclusive.most_common(top)]
     return "\n".join(out) + "\n"
 
@@ -100,9 +148,11 @@ def spy_summary(output: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", default="hypercorn",
-                        choices=("hypercorn", "uvicorn", "reference", "raw-hypercorn",
-                                 "raw-uvicorn"))
+    parser.add_argument(
+        "--server",
+        default="hypercorn",
+        choices=("hypercorn", "uvicorn", "reference", "raw-hypercorn", "raw-uvicorn"),
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--path", default="/noop")
@@ -119,7 +169,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="flash-profile-"))
     args.out.mkdir(parents=True, exist_ok=True)
     raw_path = args.out / f"{label}.raw"
-    loop = "uvloop" if name == run.RAW_UV else "asyncio"  # the loop of the runtime variant it floors
+    loop = (
+        "uvloop" if name == run.RAW_UV else "asyncio"
+    )  # the loop of the runtime variant it floors
     server = run.Server(run.make_spec(name, run.NOOP_APP, workdir, loop), workdir)
     try:
         server.start()
@@ -127,10 +179,27 @@ def main() -> int:
         run.smoke_check(server.spec)
         server.load(path, args.connections, 2)  # warm-up
         spy = subprocess.Popen(
-            ["taskset", "-c", run.CLIENT_CPU, py_spy, "record", "--pid", str(server.proc.pid),
-             "--rate", str(args.rate), "--format", "raw", "--output", str(raw_path),
-             "--duration", str(args.seconds + 1)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                "taskset",
+                "-c",
+                run.CLIENT_CPU,
+                py_spy,
+                "record",
+                "--pid",
+                str(server.proc.pid),
+                "--rate",
+                str(args.rate),
+                "--format",
+                "raw",
+                "--output",
+                str(raw_path),
+                "--duration",
+                str(args.seconds + 1),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         time.sleep(0.5)
         result = server.load(path, args.connections, args.seconds)
         spy_out, _ = spy.communicate(timeout=args.seconds + 60)
@@ -140,13 +209,17 @@ def main() -> int:
     if not raw_path.exists():
         print(spy_out, file=sys.stderr)
         return 1
-    report = [f"# Profile: `{name}` under load", "",
-              f"wrk c{args.connections} on `POST {path}` for {args.seconds} s while "
-              f"`py-spy record --rate {args.rate}` sampled the server: {result['rps']:.0f} req/s "
-              f"under sampling (p50 {result['p50_ms']:.2f} ms), server CPU "
-              f"{result['server_cpu_pct']:.0f} %, {result['rps_per_cpu']:.0f} requests per server "
-              "CPU-second. " + spy_summary(spy_out), "",
-              summarize(parse(raw_path.read_text()))]
+    report = [
+        f"# Profile: `{name}` under load",
+        "",
+        f"wrk c{args.connections} on `POST {path}` for {args.seconds} s while "
+        f"`py-spy record --rate {args.rate}` sampled the server: {result['rps']:.0f} req/s "
+        f"under sampling (p50 {result['p50_ms']:.2f} ms), server CPU "
+        f"{result['server_cpu_pct']:.0f} %, {result['rps_per_cpu']:.0f} requests per server "
+        "CPU-second. " + spy_summary(spy_out),
+        "",
+        summarize(parse(raw_path.read_text())),
+    ]
     (args.out / f"{label}.md").write_text("\n".join(report))
     print("\n".join(report))
     return 0

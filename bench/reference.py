@@ -36,8 +36,9 @@ def load_balanced_resource(manifest: dict, name: str | None = None) -> str:
     return candidates[0]
 
 
-def build(app_dir: Path, out_dir: Path, manifest_path: Path | None = None,
-          resource: str | None = None) -> Path:
+def build(
+    app_dir: Path, out_dir: Path, manifest_path: Path | None = None, resource: str | None = None
+) -> Path:
     """Copy the app into out_dir and generate `handler.py` there; return out_dir."""
     from runpod_flash.cli.commands.build_utils.lb_handler_generator import LBHandlerGenerator
 
@@ -49,8 +50,9 @@ def build(app_dir: Path, out_dir: Path, manifest_path: Path | None = None,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(app_dir, out_dir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        app_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     generated = LBHandlerGenerator(only, out_dir).generate_handlers()
     if len(generated) != 1:
         raise SystemExit(f"expected one generated handler, got {generated}")
@@ -60,8 +62,18 @@ def build(app_dir: Path, out_dir: Path, manifest_path: Path | None = None,
 
 def command(port: int, host: str = "127.0.0.1", python: str = sys.executable) -> list[str]:
     """The image's server command, run with the build dir as the working directory."""
-    return [python, "-m", "uvicorn", f"{HANDLER_MODULE}:app", "--host", host, "--port", str(port),
-            "--timeout-keep-alive", "600"]
+    return [
+        python,
+        "-m",
+        "uvicorn",
+        f"{HANDLER_MODULE}:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--timeout-keep-alive",
+        "600",
+    ]
 
 
 def main() -> None:

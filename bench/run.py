@@ -73,8 +73,14 @@ ALL_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV, RAW_HC, RAW_UV)
 APP_SERVERS = (REFERENCE, RUNTIME, RUNTIME_UV)
 ALL_PHASES = ("cold", "realapp", "load", "body", "busy", "routes")
 # results.json sections each phase writes (for --merge)
-PHASE_SECTIONS = {"cold": ("cold_start",), "realapp": ("realapp",), "load": ("memory", "load"),
-                  "body": ("body",), "busy": ("busy",), "routes": ("routes",)}
+PHASE_SECTIONS = {
+    "cold": ("cold_start",),
+    "realapp": ("realapp",),
+    "load": ("memory", "load"),
+    "body": ("body",),
+    "busy": ("busy",),
+    "routes": ("routes",),
+}
 BUSY_CLIENTS = 240  # blocking requests kept in flight: 40 in the pool's threads, 200 waiting
 
 
@@ -83,26 +89,50 @@ class Profile:
     """How long each phase runs."""
 
     name: str
-    rounds: int              # A/B rounds per load scenario
-    duration: int            # seconds per wrk run
-    warmup: int              # seconds of wrk before the first round
-    cold_runs: int           # cold starts per server (median)
-    realapp_runs: int        # real-app cold starts per (row, server), alternating
-    rss_requests: int        # requests before "RSS after load"
-    body_runs: dict          # body size label -> requests per server
+    rounds: int  # A/B rounds per load scenario
+    duration: int  # seconds per wrk run
+    warmup: int  # seconds of wrk before the first round
+    cold_runs: int  # cold starts per server (median)
+    realapp_runs: int  # real-app cold starts per (row, server), alternating
+    rss_requests: int  # requests before "RSS after load"
+    body_runs: dict  # body size label -> requests per server
     route_counts: tuple
-    boot_runs: int           # boots per (server, route count)
+    boot_runs: int  # boots per (server, route count)
     route_rounds: int
     route_duration: int
-    retry_budget: int        # seconds of extra wrk runs allowed for runs that other load disturbed
+    retry_budget: int  # seconds of extra wrk runs allowed for runs that other load disturbed
 
 
-FULL = Profile("full", rounds=3, duration=5, warmup=2, cold_runs=5, realapp_runs=5, rss_requests=100_000,
-               body_runs={"1 MB": 15, "30 MB": 5}, route_counts=(1, 100, 1000), boot_runs=3,
-               route_rounds=3, route_duration=4, retry_budget=150)
-QUICK = Profile("quick", rounds=2, duration=2, warmup=1, cold_runs=3, realapp_runs=3, rss_requests=20_000,
-                body_runs={"1 MB": 5, "30 MB": 2}, route_counts=(1, 100, 1000), boot_runs=1,
-                route_rounds=1, route_duration=2, retry_budget=30)
+FULL = Profile(
+    "full",
+    rounds=3,
+    duration=5,
+    warmup=2,
+    cold_runs=5,
+    realapp_runs=5,
+    rss_requests=100_000,
+    body_runs={"1 MB": 15, "30 MB": 5},
+    route_counts=(1, 100, 1000),
+    boot_runs=3,
+    route_rounds=3,
+    route_duration=4,
+    retry_budget=150,
+)
+QUICK = Profile(
+    "quick",
+    rounds=2,
+    duration=2,
+    warmup=1,
+    cold_runs=3,
+    realapp_runs=3,
+    rss_requests=20_000,
+    body_runs={"1 MB": 5, "30 MB": 2},
+    route_counts=(1, 100, 1000),
+    boot_runs=1,
+    route_rounds=1,
+    route_duration=2,
+    retry_budget=30,
+)
 NOISY_CPU0_PCT = 15.0  # a run where other processes took more of the server's CPU is retried
 BODY_BYTES = {"1 MB": 1_000_000, "30 MB": 30_000_000}
 # /ping poll interval during real-app boots (seconds long): the runtime answers 204 while it boots,
@@ -123,6 +153,7 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- servers
 
+
 @dataclass
 class ServerSpec:
     """How to start one server on one app."""
@@ -137,7 +168,9 @@ class ServerSpec:
 
 def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASH_", "RUNPOD_"))}
-    if os.geteuid() == 0:  # the runtime would drop to uid 10001, which cannot read a Python under /root
+    if (
+        os.geteuid() == 0
+    ):  # the runtime would drop to uid 10001, which cannot read a Python under /root
         env["FLASH_USER"] = "root"
     return env
 
@@ -155,15 +188,27 @@ def make_spec(name: str, app_dir: Path, workdir: Path, loop: str = "asyncio") ->
             reference.build(app_dir, build_dir)
         return ServerSpec(name, reference.command(port, HOST, PYTHON), build_dir, env, port)
     if name in (RUNTIME, RUNTIME_UV):
-        env.update({"FLASH_MODULE_PATH": str(app_dir), "PORT": str(port), "HOST": HOST,
-                    "LOG_FORMAT": "json"})
+        env.update(
+            {
+                "FLASH_MODULE_PATH": str(app_dir),
+                "PORT": str(port),
+                "HOST": HOST,
+                "LOG_FORMAT": "json",
+            }
+        )
         if name == RUNTIME_UV:
             env["FLASH_SERVER"] = "uvicorn"
         return ServerSpec(name, [RUNTIME_PYTHON, str(ENTRYPOINT)], ROOT, env, port)
     if name in (RAW_HC, RAW_UV):
         kind = "hypercorn" if name == RAW_HC else "uvicorn"
-        return ServerSpec(name, [RUNTIME_PYTHON, str(RAW_SERVE), kind, str(port), HOST, "--loop", loop],
-                          ROOT, env, port, ping="/")
+        return ServerSpec(
+            name,
+            [RUNTIME_PYTHON, str(RAW_SERVE), kind, str(port), HOST, "--loop", loop],
+            ROOT,
+            env,
+            port,
+            ping="/",
+        )
     raise ValueError(name)
 
 
@@ -171,8 +216,9 @@ def probe(port: int, path: str, timeout: float = 30.0) -> int | None:
     """One GET on a fresh connection: the status code, or None when nothing answers."""
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
-                         .encode())
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+            )
             head = sock.recv(64)
     except OSError:
         return None
@@ -191,12 +237,17 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         logfile = open(self.log_path, "wb")
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *self.spec.argv],
-                                     cwd=self.spec.cwd, env=self.spec.env, stdout=logfile,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *self.spec.argv],
+            cwd=self.spec.cwd,
+            env=self.spec.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         logfile.close()
         return self
 
@@ -207,8 +258,9 @@ class Server:
         deadline = self.started_at + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.spec.name} exited with {self.proc.returncode}:\n"
-                                   f"{self.tail()}")
+                raise RuntimeError(
+                    f"{self.spec.name} exited with {self.proc.returncode}:\n{self.tail()}"
+                )
             status = probe(self.spec.port, self.spec.ping)
             now = time.perf_counter() - self.started_at
             if status is not None and first_answer is None:
@@ -251,9 +303,11 @@ class Server:
                 except ValueError:
                     continue
                 if record.get("event") in ("boot", "reference_boot"):
-                    return {"phases_ms": record.get("phases_ms"),
-                            "slowest_imports_ms": record.get("slowest_imports_ms"),
-                            "bytecode_store_hits": record.get("bytecode_store_hits")}
+                    return {
+                        "phases_ms": record.get("phases_ms"),
+                        "slowest_imports_ms": record.get("slowest_imports_ms"),
+                        "bytecode_store_hits": record.get("bytecode_store_hits"),
+                    }
         return None
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -312,8 +366,15 @@ def smoke_check(spec: ServerSpec) -> None:
         raise RuntimeError(f"{spec.name}: POST {path} answered {body[:200]!r}")
 
 
-def realapp_spec(row: str, name: str, real: build_real_artifact.RealArtifact, app_dir: Path,
-                 reference_tree: Path, cache: Path | None = None, store: Path | None = None) -> ServerSpec:
+def realapp_spec(
+    row: str,
+    name: str,
+    real: build_real_artifact.RealArtifact,
+    app_dir: Path,
+    reference_tree: Path,
+    cache: Path | None = None,
+    store: Path | None = None,
+) -> ServerSpec:
     """`name` booting the real app into app_dir (created here): from the archive (`artifact`) or
     from a fresh copy of the unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR,
     `store` its FLASH_BYTECODE_STORE (off when None)."""
@@ -323,18 +384,40 @@ def realapp_spec(row: str, name: str, real: build_real_artifact.RealArtifact, ap
         if row == "artifact":  # the image's /app: lb_handler.py alone, the archive on the volume
             app_dir.mkdir(parents=True)
             shutil.copy2(REFERENCE_UNPACK, app_dir / "lb_handler.py")
-            env.update({"FLASH_BUILD_ARTIFACT_PATH": str(real.artifact),
-                        "FLASH_RESOURCE_NAME": real.resource, "FLASH_ENDPOINT_TYPE": "lb"})
-            argv = [PYTHON, "-m", "uvicorn", "lb_handler:app", "--host", HOST, "--port", str(port),
-                    "--timeout-keep-alive", "600"]
+            env.update(
+                {
+                    "FLASH_BUILD_ARTIFACT_PATH": str(real.artifact),
+                    "FLASH_RESOURCE_NAME": real.resource,
+                    "FLASH_ENDPOINT_TYPE": "lb",
+                }
+            )
+            argv = [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "lb_handler:app",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--timeout-keep-alive",
+                "600",
+            ]
         else:
             shutil.copytree(reference_tree, app_dir, symlinks=True)
             argv = reference.command(port, HOST, PYTHON)
         return ServerSpec(name, argv, app_dir, env, port)
     if name != RUNTIME:
         raise ValueError(name)
-    env.update({"FLASH_MODULE_PATH": str(app_dir), "FLASH_RESOURCE_NAME": real.resource,
-                "PORT": str(port), "HOST": HOST, "LOG_FORMAT": "json"})
+    env.update(
+        {
+            "FLASH_MODULE_PATH": str(app_dir),
+            "FLASH_RESOURCE_NAME": real.resource,
+            "PORT": str(port),
+            "HOST": HOST,
+            "LOG_FORMAT": "json",
+        }
+    )
     if row == "artifact":
         app_dir.mkdir(parents=True)
         env["FLASH_ARTIFACT_PATH"] = str(real.artifact)
@@ -350,8 +433,12 @@ def realapp_smoke_check(spec: ServerSpec) -> None:
     """The real app answers one of its routes correctly."""
     conn = http.client.HTTPConnection(HOST, spec.port, timeout=30)
     try:
-        conn.request("POST", "/transform", b'{"text": "hello", "operation": "uppercase"}',
-                     {"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/transform",
+            b'{"text": "hello", "operation": "uppercase"}',
+            {"Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         body = response.read()
     finally:
@@ -370,10 +457,15 @@ def summarize_boots(runs: list[dict]) -> dict:
     for run in runs:
         for key, value in (run.get("phases_ms") or {}).items():
             phases.setdefault(key, []).append(value)
-    return {"first_200_ms": median, "min_ms": min(first_200), "max_ms": max(first_200),
-            "first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
-            "phases_ms": {k: statistics.median(v) for k, v in phases.items()} or None,
-            "slowest_imports_ms": middle.get("slowest_imports_ms"), "runs": runs}
+    return {
+        "first_200_ms": median,
+        "min_ms": min(first_200),
+        "max_ms": max(first_200),
+        "first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
+        "phases_ms": {k: statistics.median(v) for k, v in phases.items()} or None,
+        "slowest_imports_ms": middle.get("slowest_imports_ms"),
+        "runs": runs,
+    }
 
 
 def python_version(python: str) -> str:
@@ -425,24 +517,42 @@ def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
-def wrk(port: int, path: str, connections: int, duration: float, method: str = "POST",
-        server_pid: int | None = None) -> dict:
+
+def wrk(
+    port: int,
+    path: str,
+    connections: int,
+    duration: float,
+    method: str = "POST",
+    server_pid: int | None = None,
+) -> dict:
     """One wrk run on CPU 1: requests/s, latency percentiles (ms), and how busy the two CPUs
     were with other processes meanwhile (`other_cpu0_pct` steals from the server)."""
     script = WRK_POST if method == "POST" else WRK_GET
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}",
-            f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script),
-            f"http://{HOST}:{port}{path}"]
+    argv = [
+        "taskset",
+        "-c",
+        CLIENT_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}{path}",
+    ]
     busy0, own0, wall0 = cpu_busy_seconds(), children_cpu_seconds(), time.perf_counter()
     server0 = process_cpu_seconds(server_pid) if server_pid else 0.0
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     wall = time.perf_counter() - wall0
     busy1, own1 = cpu_busy_seconds(), children_cpu_seconds()
     server1 = process_cpu_seconds(server_pid) if server_pid else 0.0
-    line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
-    raw = json.loads(line[len("BENCH_JSON "):])
+    raw = json.loads(line[len("BENCH_JSON ") :])
     seconds = raw["duration_us"] / 1e6
     lat = raw["latency_us"]
     cpu0, cpu1 = "cpu" + SERVER_CPU, "cpu" + CLIENT_CPU
@@ -451,9 +561,13 @@ def wrk(port: int, path: str, connections: int, duration: float, method: str = "
     return {
         "requests": raw["requests"],
         "rps": raw["requests"] / seconds if seconds else 0.0,
-        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000, "p99_ms": lat["p99"] / 1000,
-        "mean_ms": lat["mean"] / 1000, "max_ms": lat["max"] / 1000,
-        "errors": sum(raw["errors"].values()), "errors_detail": raw["errors"],
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "mean_ms": lat["mean"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "errors": sum(raw["errors"].values()),
+        "errors_detail": raw["errors"],
         "server_cpu_pct": 100 * (server1 - server0) / wall if server_pid else None,
         # requests per second of server CPU: the cost per request, whatever share of CPU 0
         # other processes left to the server
@@ -467,8 +581,17 @@ def summarize(runs: list[dict]) -> dict:
     """Medians over rounds, with each round kept."""
     if not runs:
         return {}
-    keys = ("rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "rps_per_cpu", "server_cpu_pct",
-            "other_cpu0_pct", "other_cpu1_pct")
+    keys = (
+        "rps",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "mean_ms",
+        "rps_per_cpu",
+        "server_cpu_pct",
+        "other_cpu0_pct",
+        "other_cpu1_pct",
+    )
     out = {}
     for k in keys:
         values = [r[k] for r in runs if r.get(k) is not None]
@@ -488,7 +611,13 @@ def rotated(items: list, shift: int) -> list:
 
 
 LOAD_SCENARIOS = (  # (key, method, path, connections, servers that run it)
-    ("post_c1", "POST", "/noop", 1, ALL_SERVERS),  # the floors too: the c1 latency target is near them
+    (
+        "post_c1",
+        "POST",
+        "/noop",
+        1,
+        ALL_SERVERS,
+    ),  # the floors too: the c1 latency target is near them
     ("post_c16", "POST", "/noop", 16, APP_SERVERS),
     ("post_c64", "POST", "/noop", 64, ALL_SERVERS),
     ("ping_c64", "GET", "/ping", 64, APP_SERVERS),
@@ -501,9 +630,16 @@ def scenario_path(server: str, path: str) -> str:
 
 # --------------------------------------------------------------------------- phases
 
+
 class Bench:
-    def __init__(self, profile: Profile, servers: list[str], phases: list[str], workdir: Path,
-                 bytecode_store: bool = True):
+    def __init__(
+        self,
+        profile: Profile,
+        servers: list[str],
+        phases: list[str],
+        workdir: Path,
+        bytecode_store: bool = True,
+    ):
         self.profile = profile
         self.bytecode_store = bytecode_store  # the realapp runtime boots with the images' store
         self.store: Path | None = None
@@ -514,9 +650,17 @@ class Bench:
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.running: list[Server] = []
         self.retry_left = float(profile.retry_budget)
-        self.results: dict = {"profile": dataclasses.asdict(profile), "servers": servers,
-                              "failures": {}, "cold_start": {}, "realapp": {}, "memory": {},
-                              "load": {}, "body": {}, "routes": {}}
+        self.results: dict = {
+            "profile": dataclasses.asdict(profile),
+            "servers": servers,
+            "failures": {},
+            "cold_start": {},
+            "realapp": {},
+            "memory": {},
+            "load": {},
+            "body": {},
+            "routes": {},
+        }
 
     # -- helpers
 
@@ -536,8 +680,9 @@ class Bench:
             raise
         return server, times
 
-    def measure(self, server: Server, path: str, connections: int, duration: float,
-                method: str = "POST") -> dict:
+    def measure(
+        self, server: Server, path: str, connections: int, duration: float, method: str = "POST"
+    ) -> dict:
         """One load cell; while other processes took more than NOISY_CPU0_PCT of CPU 0, run it
         again (within the profile's retry budget) and keep the least disturbed run."""
         best = server.load(path, connections, duration, method)
@@ -586,8 +731,7 @@ class Bench:
                 self.results["cold_start"][name] = {
                     "first_answer_ms": statistics.median(r["first_answer_s"] for r in runs) * 1e3,
                     "first_200_ms": statistics.median(r["first_200_s"] for r in runs) * 1e3,
-                    "runs": [{k.replace("_s", "_ms"): v * 1e3 for k, v in r.items()}
-                             for r in runs],
+                    "runs": [{k.replace("_s", "_ms"): v * 1e3 for k, v in r.items()} for r in runs],
                 }
                 log(f"  {name}: {self.results['cold_start'][name]['first_200_ms']:.0f} ms to 200")
 
@@ -622,7 +766,11 @@ class Bench:
         if REFERENCE in names and python_version(PYTHON) != target:
             raise RuntimeError(f"the reference's Python ({PYTHON}) is not {target}, the runtime's")
         real = build_real_artifact.ensure(target, log=log)
-        self.store = image_bytecode.ensure(RUNTIME_PYTHON, log) if self.bytecode_store and RUNTIME in names else None
+        self.store = (
+            image_bytecode.ensure(RUNTIME_PYTHON, log)
+            if self.bytecode_store and RUNTIME in names
+            else None
+        )
         if Path("/runpod-volume").is_dir():
             log("realapp: /runpod-volume exists; the runtime may use its default cache there")
         root = self.workdir / "realapp"
@@ -630,13 +778,20 @@ class Bench:
         reference_tree = root / "reference-tree"
         if REFERENCE in names:
             reference.build(real.unpacked, reference_tree, real.manifest, real.resource)
-        rows = {"artifact": names, "unpacked": names,
-                "cached": [RUNTIME] if RUNTIME in names else []}
+        rows = {
+            "artifact": names,
+            "unpacked": names,
+            "cached": [RUNTIME] if RUNTIME in names else [],
+        }
         runs = self.profile.realapp_runs
-        log(f"realapp: {real.info['app']} ({real.info['artifact_bytes'] / 2**20:.1f} MB archive, "
+        log(
+            f"realapp: {real.info['app']} ({real.info['artifact_bytes'] / 2**20:.1f} MB archive, "
             f"{real.info['members']} members); {runs} alternating boots per path and server "
-            "(after one unmeasured round)")
-        samples: dict[tuple[str, str], list[dict]] = {(r, n): [] for r, who in rows.items() for n in who}
+            "(after one unmeasured round)"
+        )
+        samples: dict[tuple[str, str], list[dict]] = {
+            (r, n): [] for r, who in rows.items() for n in who
+        }
         failures: dict[str, str] = {}
         for round_no in range(-1, runs):
             for row, who in rows.items():
@@ -653,8 +808,14 @@ class Bench:
                     if round_no >= 0:
                         samples[(row, name)].append(result)
                         hits = result.get("bytecode_store_hits")
-                        log(f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200"
-                            + (f" ({hits} modules from the bytecode store)" if hits is not None else ""))
+                        log(
+                            f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200"
+                            + (
+                                f" ({hits} modules from the bytecode store)"
+                                if hits is not None
+                                else ""
+                            )
+                        )
         shutil.rmtree(root, ignore_errors=True)
         out: dict[str, dict] = {}
         for (row, name), boots in samples.items():
@@ -667,29 +828,56 @@ class Bench:
             out.setdefault(row, {})[name] = summary
         if "reference" in out.get("artifact", {}) and "cached" in out:
             out["cached"]["reference"] = {**out["artifact"]["reference"], "same_as": "artifact"}
-        section.update({"build": real.info, "runs": runs, "rows": out, "failures": failures,
-                        "bytecode_store": self.store is not None})
+        section.update(
+            {
+                "build": real.info,
+                "runs": runs,
+                "rows": out,
+                "failures": failures,
+                "bytecode_store": self.store is not None,
+            }
+        )
         for row in self.REALAPP_ROWS:
             for name, s_ in out.get(row, {}).items():
-                log(f"  {row:8s} {name:9s} median {s_['first_200_ms']:.0f} ms "
-                    f"({s_['min_ms']:.0f}-{s_['max_ms']:.0f})")
+                log(
+                    f"  {row:8s} {name:9s} median {s_['first_200_ms']:.0f} ms "
+                    f"({s_['min_ms']:.0f}-{s_['max_ms']:.0f})"
+                )
 
-    def realapp_boot(self, row: str, name: str, real: build_real_artifact.RealArtifact,
-                     reference_tree: Path, smoke: bool) -> dict:
+    def realapp_boot(
+        self,
+        row: str,
+        name: str,
+        real: build_real_artifact.RealArtifact,
+        reference_tree: Path,
+        smoke: bool,
+    ) -> dict:
         """One measured boot (for `cached`: the second of two on one cache folder)."""
         run_dir = Path(tempfile.mkdtemp(prefix=f"{row}-{name}-", dir=self.workdir / "realapp"))
         try:
             if row != "cached":
-                return self.realapp_once(realapp_spec(row, name, real, run_dir / "app", reference_tree,
-                                                      store=self.store), smoke)
+                return self.realapp_once(
+                    realapp_spec(
+                        row, name, real, run_dir / "app", reference_tree, store=self.store
+                    ),
+                    smoke,
+                )
             cache = run_dir / "cache"
             cache.mkdir()
-            fill = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app1",
-                                                  reference_tree, cache, self.store), smoke,
-                                     before_stop=lambda: settle(cache))
+            fill = self.realapp_once(
+                realapp_spec(
+                    "artifact", name, real, run_dir / "app1", reference_tree, cache, self.store
+                ),
+                smoke,
+                before_stop=lambda: settle(cache),
+            )
             files = count_files(cache)
-            second = self.realapp_once(realapp_spec("artifact", name, real, run_dir / "app2",
-                                                    reference_tree, cache, self.store), smoke)
+            second = self.realapp_once(
+                realapp_spec(
+                    "artifact", name, real, run_dir / "app2", reference_tree, cache, self.store
+                ),
+                smoke,
+            )
             return {**second, "fill": fill, "cache_files": files}
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -705,9 +893,13 @@ class Bench:
         finally:
             self.halt(server)
         record = server.boot_record() or {}
-        return {"first_answer_ms": times["first_answer_s"] * 1e3, "first_200_ms": times["first_200_s"] * 1e3,
-                "phases_ms": record.get("phases_ms"), "slowest_imports_ms": record.get("slowest_imports_ms"),
-                "bytecode_store_hits": record.get("bytecode_store_hits")}
+        return {
+            "first_answer_ms": times["first_answer_s"] * 1e3,
+            "first_200_ms": times["first_200_s"] * 1e3,
+            "phases_ms": record.get("phases_ms"),
+            "slowest_imports_ms": record.get("slowest_imports_ms"),
+            "bytecode_store_hits": record.get("bytecode_store_hits"),
+        }
 
     # -- long-lived servers: memory, load, body
 
@@ -749,8 +941,10 @@ class Bench:
             entry = self.results["memory"][name]
             entry["requests"] = sent
             entry["loaded_rss_mb"] = server.rss_bytes() / 2**20
-            log(f"  {name}: idle {entry['idle_rss_mb']:.1f} MB, after {sent} requests "
-                f"{entry['loaded_rss_mb']:.1f} MB")
+            log(
+                f"  {name}: idle {entry['idle_rss_mb']:.1f} MB, after {sent} requests "
+                f"{entry['loaded_rss_mb']:.1f} MB"
+            )
 
     def phase_load(self, live: dict[str, Server]) -> None:
         p = self.profile
@@ -764,22 +958,26 @@ class Bench:
                 names = [n for n in live if n in who]
                 for name in rotated(names, round_no):
                     server = live[name]
-                    result = self.measure(server, scenario_path(name, path), conns, p.duration,
-                                          method)
+                    result = self.measure(
+                        server, scenario_path(name, path), conns, p.duration, method
+                    )
                     runs.setdefault(key, {}).setdefault(name, []).append(result)
         for key, by_server in runs.items():
             self.results["load"][key] = {n: summarize(r) for n, r in by_server.items()}
             for name, s in self.results["load"][key].items():
-                log(f"  {key:9s} {name:16s} {s['rps']:8.0f} req/s  p50 {s['p50_ms']:.2f} ms  "
-                    f"p99 {s['p99_ms']:.2f} ms  errors {s['errors']}")
+                log(
+                    f"  {key:9s} {name:16s} {s['rps']:8.0f} req/s  p50 {s['p50_ms']:.2f} ms  "
+                    f"p99 {s['p99_ms']:.2f} ms  errors {s['errors']}"
+                )
 
     def phase_body(self, live: dict[str, Server]) -> None:
         names = [n for n in live if n in APP_SERVERS]
         for label, runs in self.profile.body_runs.items():
             body, rows = make_body(BODY_BYTES[label])
             log(f"body {label} ({len(body)} bytes, {rows} rows): {runs} requests each")
-            conns = {n: http.client.HTTPConnection(HOST, live[n].spec.port, timeout=300)
-                     for n in names}
+            conns = {
+                n: http.client.HTTPConnection(HOST, live[n].spec.port, timeout=300) for n in names
+            }
             samples: dict[str, list[float]] = {n: [] for n in names}
             errors: dict[str, str] = {}
             for round_no in range(runs + 1):  # round 0 warms up and is not counted
@@ -796,12 +994,24 @@ class Bench:
             for conn in conns.values():
                 conn.close()
             self.results["body"][label] = {
-                name: ({"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v),
-                        "bytes": len(body), "runs": v} if v else {"error": errors.get(name)})
-                for name, v in samples.items()}
+                name: (
+                    {
+                        "median_ms": statistics.median(v),
+                        "min_ms": min(v),
+                        "max_ms": max(v),
+                        "bytes": len(body),
+                        "runs": v,
+                    }
+                    if v
+                    else {"error": errors.get(name)}
+                )
+                for name, v in samples.items()
+            }
             for name, s in self.results["body"][label].items():
-                log(f"  {name:16s} " + (f"{s['median_ms']:.1f} ms" if "median_ms" in s
-                                          else f"error {s['error']}"))
+                log(
+                    f"  {name:16s} "
+                    + (f"{s['median_ms']:.1f} ms" if "median_ms" in s else f"error {s['error']}")
+                )
 
     # -- /ping while every pool thread sleeps
 
@@ -823,9 +1033,15 @@ class Bench:
                 run = wrk(server.spec.port, "/ping", 4, duration, "GET", server.proc.pid)
             finally:
                 flooder.join(duration + 60)
-            self.results["busy"][name] = {**run, "sleeping_ok": done["ok"], "sleeping_errors": done["errors"]}
-            log(f"  {name:16s} /ping p50 {run['p50_ms']:.2f} ms p99 {run['p99_ms']:.2f} ms "
-                f"max {run['max_ms']:.1f} ms; sleeping requests ok {done['ok']} errors {done['errors']}")
+            self.results["busy"][name] = {
+                **run,
+                "sleeping_ok": done["ok"],
+                "sleeping_errors": done["errors"],
+            }
+            log(
+                f"  {name:16s} /ping p50 {run['p50_ms']:.2f} ms p99 {run['p99_ms']:.2f} ms "
+                f"max {run['max_ms']:.1f} ms; sleeping requests ok {done['ok']} errors {done['errors']}"
+            )
 
     # -- routes
 
@@ -839,9 +1055,14 @@ class Bench:
         p = self.profile
         names = [n for n in (REFERENCE, RUNTIME) if n in self.servers]
         log(f"routes: {p.route_counts} routes; {p.boot_runs} boots, {p.route_rounds} rounds each")
-        apps = {count: gen_routes.generate(count, self.workdir / f"routes-{count}") for count in p.route_counts}
+        apps = {
+            count: gen_routes.generate(count, self.workdir / f"routes-{count}")
+            for count in p.route_counts
+        }
         pairs = [(count, name) for count in p.route_counts for name in names]
-        entries = {count: self.results["routes"].setdefault(str(count), {}) for count in p.route_counts}
+        entries = {
+            count: self.results["routes"].setdefault(str(count), {}) for count in p.route_counts
+        }
         failed: set[tuple[int, str]] = set()
 
         def fail(pair: tuple[int, str], exc: Exception) -> None:
@@ -873,15 +1094,23 @@ class Bench:
         runs: dict[tuple[int, str], list] = {pair: [] for pair in live}
         for round_no in range(p.route_rounds):
             for pair in rotated(list(live), round_no):
-                runs[pair].append(self.measure(live[pair], gen_routes.last_route(pair[0]), 64, p.route_duration))
+                runs[pair].append(
+                    self.measure(live[pair], gen_routes.last_route(pair[0]), 64, p.route_duration)
+                )
         for (count, name), server in live.items():
             self.halt(server)
             load = summarize(runs[(count, name)])
             boot_ms = statistics.median(boots[(count, name)]) if boots[(count, name)] else None
-            entries[count][name] = {"boot_ms": boot_ms, "boots_ms": boots[(count, name)],
-                                    "boot_phases_ms": phases.get((count, name)),
-                                    "route": gen_routes.last_route(count), **load}
-            log(f"  {count:5d} routes {name:10s} boot {boot_ms or 0:.0f} ms  {load['rps']:.0f} req/s")
+            entries[count][name] = {
+                "boot_ms": boot_ms,
+                "boots_ms": boots[(count, name)],
+                "boot_phases_ms": phases.get((count, name)),
+                "route": gen_routes.last_route(count),
+                **load,
+            }
+            log(
+                f"  {count:5d} routes {name:10s} boot {boot_ms or 0:.0f} ms  {load['rps']:.0f} req/s"
+            )
 
     # -- all
 
@@ -920,16 +1149,23 @@ def _keep_sleeping(port: int, stop: float, done: dict) -> None:
 
     async def client() -> None:
         body = b'{"seconds": 2}'
-        request = (b"POST /sleep HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        request = (
+            b"POST /sleep HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         while time.monotonic() < stop:
             try:
                 reader, writer = await asyncio.open_connection(HOST, port)
                 while time.monotonic() < stop:
                     writer.write(request)
                     head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                      if line.lower().startswith(b"content-length")))
+                    length = int(
+                        next(
+                            line.split(b":")[1]
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length")
+                        )
+                    )
                     await reader.readexactly(length)
                     done["ok" if head.startswith(b"HTTP/1.1 200") else "errors"] += 1
                 writer.close()
@@ -946,7 +1182,10 @@ def _keep_sleeping(port: int, stop: float, done: dict) -> None:
 def make_body(size: int) -> tuple[bytes, int]:
     """A JSON object {"rows": [[float x 16], ...], "name": ...} of about `size` bytes."""
     rng = random.Random(size)
-    row = lambda: "[" + ",".join(f"{rng.uniform(-1000, 1000):.6f}" for _ in range(16)) + "]"
+
+    def row():
+        return "[" + ",".join(f"{rng.uniform(-1000, 1000):.6f}" for _ in range(16)) + "]"
+
     sample = [row() for _ in range(64)]
     per_row = sum(len(r) + 1 for r in sample) / len(sample)
     count = max(1, int((size - 40) / per_row))
@@ -973,10 +1212,16 @@ def main() -> int:
     parser.add_argument("--phases", default=",".join(ALL_PHASES))
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
-    parser.add_argument("--no-bytecode-store", action="store_true",
-                        help="realapp: boot the runtime without the images' bytecode store")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the sections of the phases not run from OUT/results.json")
+    parser.add_argument(
+        "--no-bytecode-store",
+        action="store_true",
+        help="realapp: boot the runtime without the images' bytecode store",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the sections of the phases not run from OUT/results.json",
+    )
     args = parser.parse_args()
     requested = {s for s in args.servers.split(",") if s}
     phases = [p for p in args.phases.split(",") if p]
@@ -1009,13 +1254,19 @@ def main() -> int:
     except BaseException:
         log(f"aborted; server logs kept in {workdir / 'logs'}")
         raise
-    skipped = {s: "entrypoint.py missing" for s in (RUNTIME, RUNTIME_UV)
-               if s in args.servers.split(",") and s not in servers
-               and s not in results["failures"]}
+    skipped = {
+        s: "entrypoint.py missing"
+        for s in (RUNTIME, RUNTIME_UV)
+        if s in args.servers.split(",") and s not in servers and s not in results["failures"]
+    }
     results["failures"].update(skipped)
     results["environment"] = report.environment(PYTHON)
-    stamp = {"date": results["environment"]["date"], "profile": profile.name,
-             "commit": results["environment"]["commit"], "counts": dataclasses.asdict(profile)}
+    stamp = {
+        "date": results["environment"]["date"],
+        "profile": profile.name,
+        "commit": results["environment"]["commit"],
+        "counts": dataclasses.asdict(profile),
+    }
     results["measured"] = {section: stamp for phase in phases for section in PHASE_SECTIONS[phase]}
     if args.merge:
         merge_earlier(results, args.out / "results.json", phases)
@@ -1047,8 +1298,12 @@ def merge_earlier(results: dict, path: Path, phases: list[str]) -> None:
         return
     earlier = json.loads(path.read_text())
     env = earlier.get("environment", {})
-    default = {"date": env.get("date"), "profile": (earlier.get("profile") or {}).get("name"),
-               "commit": env.get("commit"), "counts": earlier.get("profile")}
+    default = {
+        "date": env.get("date"),
+        "profile": (earlier.get("profile") or {}).get("name"),
+        "commit": env.get("commit"),
+        "counts": earlier.get("profile"),
+    }
     for phase, sections in PHASE_SECTIONS.items():
         if phase in phases:
             continue

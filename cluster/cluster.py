@@ -89,11 +89,19 @@ class Exit:
 class Cluster:
     """N workers plus optional spare slots (declared in HAProxy, started later) behind HAProxy."""
 
-    def __init__(self, app: Path | str | None = None, workers: int = 3, port: int | None = None,
-                 spare: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 python: str = sys.executable, entrypoint: Path | str | None = None,
-                 haproxy: str | None = None, workdir: Path | str | None = None,
-                 server_timeout: int = 360):
+    def __init__(
+        self,
+        app: Path | str | None = None,
+        workers: int = 3,
+        port: int | None = None,
+        spare: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+        entrypoint: Path | str | None = None,
+        haproxy: str | None = None,
+        workdir: Path | str | None = None,
+        server_timeout: int = 360,
+    ):
         self.app = Path(app).resolve() if app else default_app()
         self.port = port or free_port()
         self.env = dict(env or {})
@@ -156,20 +164,32 @@ class Cluster:
         )
 
     def _start_haproxy(self) -> None:
-        check = subprocess.run([self.haproxy_bin, "-c", "-f", str(self.config_path)],
-                               capture_output=True, text=True, check=False)
+        check = subprocess.run(
+            [self.haproxy_bin, "-c", "-f", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if check.returncode != 0:
-            raise RuntimeError(f"haproxy rejected {self.config_path}:\n{check.stdout}{check.stderr}")
+            raise RuntimeError(
+                f"haproxy rejected {self.config_path}:\n{check.stdout}{check.stderr}"
+            )
         # -db: stay in the foreground so the PID we hold is the one serving.
         with open(self.workdir / "haproxy.log", "ab") as log:
-            self.haproxy = subprocess.Popen([self.haproxy_bin, "-db", "-f", str(self.config_path)],
-                                            stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.haproxy = subprocess.Popen(
+                [self.haproxy_bin, "-db", "-f", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.haproxy.poll() is not None:
-                raise RuntimeError(f"haproxy exited with {self.haproxy.returncode}:\n"
-                                   f"{(self.workdir / 'haproxy.log').read_text()}")
+                raise RuntimeError(
+                    f"haproxy exited with {self.haproxy.returncode}:\n"
+                    f"{(self.workdir / 'haproxy.log').read_text()}"
+                )
             try:
                 self.stats()
                 return
@@ -200,10 +220,15 @@ class Cluster:
         # A session of its own: a terminal's Ctrl-C reaches only the driver, which then stops
         # HAProxy and the workers in order instead of all of them at once.
         with open(slot.log_path, "ab") as log:
-            slot.proc = subprocess.Popen([self.python, str(self.entrypoint)], env=full_env,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=str(self.app),
-                                         start_new_session=True)
+            slot.proc = subprocess.Popen(
+                [self.python, str(self.entrypoint)],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(self.app),
+                start_new_session=True,
+            )
         slot.started_at = time.monotonic()
         return slot
 
@@ -227,7 +252,9 @@ class Cluster:
         except subprocess.TimeoutExpired:
             slot.proc.kill()
             slot.proc.wait(timeout=5)
-            raise RuntimeError(f"{name} did not exit within {timeout}s of {signum.name}; killed") from None
+            raise RuntimeError(
+                f"{name} did not exit within {timeout}s of {signum.name}; killed"
+            ) from None
         end = Exit(name, slot.generation, signum.name, code, time.monotonic() - started)
         self.exits.append(end)
         return end
@@ -287,8 +314,11 @@ class Cluster:
         """`show stat` rows of the backend's servers, by server name."""
         text = self.admin("show stat").lstrip("# ")
         rows = csv.DictReader(io.StringIO(text))
-        return {row["svname"]: row for row in rows
-                if row["pxname"] == "workers" and row["svname"] not in ("BACKEND", "FRONTEND")}
+        return {
+            row["svname"]: row
+            for row in rows
+            if row["pxname"] == "workers" and row["svname"] not in ("BACKEND", "FRONTEND")
+        }
 
     def status(self, name: str) -> str:
         """HAProxy's view of one server: UP, DOWN, MAINT, ... (without the transition suffix).
@@ -310,14 +340,17 @@ class Cluster:
         while time.monotonic() < deadline:
             slot = self.slots[name]
             if status == "UP" and slot.proc is not None and slot.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {slot.proc.returncode}:\n"
-                                   f"{self.log_text(name)[-4000:]}")
+                raise RuntimeError(
+                    f"{name} exited with {slot.proc.returncode}:\n{self.log_text(name)[-4000:]}"
+                )
             last = self.status(name)
             if last == status:
                 return time.monotonic() - started
             time.sleep(0.05)
-        raise TimeoutError(f"{name} never became {status} in HAProxy (last: {last}):\n"
-                           f"{self.log_text(name)[-4000:]}")
+        raise TimeoutError(
+            f"{name} never became {status} in HAProxy (last: {last}):\n"
+            f"{self.log_text(name)[-4000:]}"
+        )
 
     # -- worker logs -----------------------------------------------------------------------
 
@@ -367,15 +400,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--port", type=int, default=8080, help="HAProxy's port on 127.0.0.1")
-    parser.add_argument("--app", type=Path, default=None,
-                        help="FLASH_MODULE_PATH for the workers (default: manifests/example)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for every worker (repeatable)")
+    parser.add_argument(
+        "--app",
+        type=Path,
+        default=None,
+        help="FLASH_MODULE_PATH for the workers (default: manifests/example)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every worker (repeatable)",
+    )
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
 
-    cluster = Cluster(args.app, workers=args.workers, port=args.port, env=env,
-                      workdir=ROOT / ".cluster")
+    cluster = Cluster(
+        args.app, workers=args.workers, port=args.port, env=env, workdir=ROOT / ".cluster"
+    )
     # Ctrl-C and SIGTERM both end the loop below; the workers get SIGTERM from stop().
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -391,8 +434,10 @@ def main(argv: list[str] | None = None) -> int:
             for slot in cluster.slots.values():
                 if slot.proc is not None and slot.proc.poll() is not None:
                     if time.monotonic() - slot.started_at < 10:
-                        print(f"{slot.name} exited with {slot.proc.returncode} right after "
-                              f"starting:\n{cluster.log_text(slot.name)[-2000:]}")
+                        print(
+                            f"{slot.name} exited with {slot.proc.returncode} right after "
+                            f"starting:\n{cluster.log_text(slot.name)[-2000:]}"
+                        )
                         return 1
                     print(f"{slot.name} exited with {slot.proc.returncode}; starting a new one")
                     cluster.start_worker(slot.name)

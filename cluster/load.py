@@ -78,8 +78,15 @@ class Report:
 class Load:
     """`concurrency` clients sending `calls` in turn until stopped, `max_requests` or `max_seconds`."""
 
-    def __init__(self, url: str, calls: list[Call], concurrency: int = 8,
-                 max_requests: int = 20000, max_seconds: float = 60.0, timeout: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        calls: list[Call],
+        concurrency: int = 8,
+        max_requests: int = 20000,
+        max_seconds: float = 60.0,
+        timeout: float = 30.0,
+    ):
         self.url = url
         self.calls = calls
         self.concurrency = concurrency
@@ -114,17 +121,23 @@ class Load:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency,
-                              max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
         deadline = time.monotonic() + self.max_seconds
-        async with httpx.AsyncClient(base_url=self.url, limits=limits,
-                                     timeout=self.timeout) as client:
-            await asyncio.gather(*(self._client(client, i, deadline)
-                                   for i in range(self.concurrency)))
+        async with httpx.AsyncClient(
+            base_url=self.url, limits=limits, timeout=self.timeout
+        ) as client:
+            await asyncio.gather(
+                *(self._client(client, i, deadline) for i in range(self.concurrency))
+            )
 
     async def _client(self, client: httpx.AsyncClient, index: int, deadline: float) -> None:
-        while (not self._stop.is_set() and self._issued < self.max_requests
-               and time.monotonic() < deadline):
+        while (
+            not self._stop.is_set()
+            and self._issued < self.max_requests
+            and time.monotonic() < deadline
+        ):
             call = self.calls[(self._issued + index) % len(self.calls)]
             self._issued += 1
             start = time.monotonic()
@@ -135,7 +148,9 @@ class Load:
                 worker = response.headers.get("x-flash-worker")
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
-            self.report.outcomes.append(Outcome(call, start, time.monotonic(), status, error, worker))
+            self.report.outcomes.append(
+                Outcome(call, start, time.monotonic(), status, error, worker)
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     body = json.loads(args.json) if args.method.upper() not in ("GET", "HEAD") else None
-    load = Load(args.url, [Call(args.method.upper(), args.path, body)], args.concurrency,
-                args.requests, args.seconds)
+    load = Load(
+        args.url,
+        [Call(args.method.upper(), args.path, body)],
+        args.concurrency,
+        args.requests,
+        args.seconds,
+    )
     started = time.monotonic()
     report = load.start().wait()
     elapsed = time.monotonic() - started

@@ -44,11 +44,17 @@ def bare(annotation: Any) -> Any:
 def is_pydantic_model(annotation: Any) -> bool:
     """Whether `annotation` is a pydantic model class."""
     module = sys.modules.get("pydantic")
-    return module is not None and isinstance(annotation, type) and issubclass(annotation, module.BaseModel)
+    return (
+        module is not None
+        and isinstance(annotation, type)
+        and issubclass(annotation, module.BaseModel)
+    )
 
 
 def mentions_pydantic(annotation: Any) -> bool:
     """Whether `annotation` is or contains a pydantic model (`list[Model]`, `Model | None`)."""
     if is_pydantic_model(annotation):
         return True
-    return "pydantic" in sys.modules and any(mentions_pydantic(arg) for arg in typing.get_args(annotation))
+    return "pydantic" in sys.modules and any(
+        mentions_pydantic(arg) for arg in typing.get_args(annotation)
+    )

@@ -20,10 +20,17 @@ from .routing import RoutedApp, RouteEntry
 from .settings import Settings
 from .types import Receive, Scope, Send
 
-_PING_BODY = {HealthState.READY: {"status": "healthy"}, HealthState.DRAINING: {"status": "draining"},
-              HealthState.DEFUNCT: {"status": "defunct"}}
-_PING_STATUS = {HealthState.STARTING: 204, HealthState.READY: 200, HealthState.DRAINING: 503,
-                HealthState.DEFUNCT: 503}
+_PING_BODY = {
+    HealthState.READY: {"status": "healthy"},
+    HealthState.DRAINING: {"status": "draining"},
+    HealthState.DEFUNCT: {"status": "defunct"},
+}
+_PING_STATUS = {
+    HealthState.STARTING: 204,
+    HealthState.READY: 200,
+    HealthState.DRAINING: 503,
+    HealthState.DEFUNCT: 503,
+}
 
 
 class WorkerApp:
@@ -45,12 +52,22 @@ class WorkerApp:
             path = scope["path"]
             if path == "/ping":
                 await self._ping(scope, receive, send)
-            elif self.health_port is not None and scope.get("server", (None, None))[1] == self.health_port:
+            elif (
+                self.health_port is not None
+                and scope.get("server", (None, None))[1] == self.health_port
+            ):
                 await self._health_listener(scope, receive, send)
             elif path == "/metrics" and self.settings.metrics_on_main_port:
                 await self._metrics(scope, send)
             elif self.routed is None:
-                await _answer(scope, receive, send, 503, {"detail": "The worker is starting"}, {"retry-after": "1"})
+                await _answer(
+                    scope,
+                    receive,
+                    send,
+                    503,
+                    {"detail": "The worker is starting"},
+                    {"retry-after": "1"},
+                )
             else:
                 await self.routed(scope, receive, send)
         elif kind == "lifespan":
@@ -61,7 +78,9 @@ class WorkerApp:
     async def _ping(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.health.current()
         if scope["method"] not in ("GET", "HEAD"):
-            await _answer(scope, receive, send, 405, {"detail": "Method Not Allowed"}, {"allow": "GET, HEAD"})
+            await _answer(
+                scope, receive, send, 405, {"detail": "Method Not Allowed"}, {"allow": "GET, HEAD"}
+            )
             return
         await _answer(scope, receive, send, _PING_STATUS[state], _PING_BODY.get(state))
 
@@ -73,11 +92,17 @@ class WorkerApp:
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         body = self.metrics.render()
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", self.metrics.content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            _id_header(scope),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", self.metrics.content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    _id_header(scope),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -85,8 +110,14 @@ def _id_header(scope: Scope) -> tuple[bytes, bytes]:
     return (b"x-request-id", request_id_from(scope).encode())
 
 
-async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: Any,
-                  headers: dict[str, str] | None = None) -> None:
+async def _answer(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+) -> None:
     """A JSON answer given before the middleware (which stamps the request id on the others)."""
     headers = {**(headers or {}), "x-request-id": request_id_from(scope)}
     await JSONResponse(body, status, headers)(scope, receive, send)
@@ -98,7 +129,9 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     close, which the server turns into a 403, where the extension is missing."""
     await receive()  # websocket.connect
     if "websocket.http.response" in scope.get("extensions", {}):
-        await _answer(scope, receive, send, 404, {"detail": "Not Found"})  # Starlette's Response sends it as a denial
+        await _answer(
+            scope, receive, send, 404, {"detail": "Not Found"}
+        )  # Starlette's Response sends it as a denial
     else:
         await send({"type": "websocket.close", "code": 1000})
 
@@ -115,8 +148,13 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def build_routed_app(
-    handlers: list[Handler], settings: Settings, health: Health, metrics: Metrics | NoMetrics, executor: Any = None,
-    title: str = "Flash worker", version: str = "",
+    handlers: list[Handler],
+    settings: Settings,
+    health: Health,
+    metrics: Metrics | NoMetrics,
+    executor: Any = None,
+    title: str = "Flash worker",
+    version: str = "",
 ) -> RequestContext:
     """The user's routes, plus /execute, /openapi.json and /docs when enabled, behind the middleware."""
     entries: list[RouteEntry] = []

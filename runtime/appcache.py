@@ -93,15 +93,24 @@ class CacheResult:
     seconds: dict[str, float] = field(default_factory=dict)  # hash, check, build, link
 
 
-def unpack_cached(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path) -> CacheResult:
+def unpack_cached(
+    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path
+) -> CacheResult:
     """Link a valid entry for this archive into `destination`, building it first when there is none."""
     result = _unpack_cached(source, label, destination, limits, root)
     log = _log.warning if result.result == "ignored" else _log.info
-    log("artifact cache", result=result.result, entry=str(result.entry) if result.entry else None, reason=result.reason)
+    log(
+        "artifact cache",
+        result=result.result,
+        entry=str(result.entry) if result.entry else None,
+        reason=result.reason,
+    )
     return result
 
 
-def _unpack_cached(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path) -> CacheResult:
+def _unpack_cached(
+    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path
+) -> CacheResult:
     clock = _Clock()
     key = f"{clock.timed('artifact_hash', _sha256, source)}-{python_tag()}"
     problem = _usable_root(root)
@@ -122,8 +131,17 @@ def _unpack_cached(source: IO[bytes], label: str, destination: Path, limits: Unp
     except UnpackWriteError as exc:
         return _plain(source, label, destination, limits, f"cannot write the cache: {exc}", clock)
     if entry is None:
-        return _plain(source, label, destination, limits, f"no free slot for {key}: {'; '.join(ignored)}", clock)
-    return _use(entry, destination, CacheResult("miss", unpacked, entry, "; ".join(ignored) or None), clock)
+        return _plain(
+            source,
+            label,
+            destination,
+            limits,
+            f"no free slot for {key}: {'; '.join(ignored)}",
+            clock,
+        )
+    return _use(
+        entry, destination, CacheResult("miss", unpacked, entry, "; ".join(ignored) or None), clock
+    )
 
 
 class _Clock:
@@ -147,8 +165,14 @@ def _use(entry: Path, destination: Path, result: CacheResult, clock: _Clock) -> 
     return result
 
 
-def _plain(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, reason: str,
-           clock: _Clock) -> CacheResult:
+def _plain(
+    source: IO[bytes],
+    label: str,
+    destination: Path,
+    limits: UnpackLimits,
+    reason: str,
+    clock: _Clock,
+) -> CacheResult:
     """The unpack without a cache, as when none is configured."""
     source.seek(0)
     unpacked = clock.timed("unpack_plain", unpack_artifact, source, label, destination, limits)
@@ -287,7 +311,9 @@ def tree_digest(tree: Path) -> Listing:
                         return Listing(problem=problem)
                     continue
                 if st.st_uid != uid or (not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022):
-                    return Listing(problem=f"{name} is foreign (owner {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})")
+                    return Listing(
+                        problem=f"{name} is foreign (owner {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
+                    )
                 if stat.S_ISDIR(st.st_mode):
                     line = f"d {name} {stat.S_IMODE(st.st_mode):o}"
                     pending.append(name)
@@ -314,17 +340,22 @@ def _bytecode_problem(path: str, st: os.stat_result, name: str, uid: int) -> str
         for entry in entries:
             inner = entry.stat(follow_symlinks=False)
             if inner.st_uid != uid or inner.st_mode & 0o002 or not stat.S_ISREG(inner.st_mode):
-                return f"{name}/{entry.name} is foreign (owner {inner.st_uid}, mode {inner.st_mode:o})"
+                return (
+                    f"{name}/{entry.name} is foreign (owner {inner.st_uid}, mode {inner.st_mode:o})"
+                )
     return None
 
 
-def _build(source: IO[bytes], label: str, root: Path, key: str, limits: UnpackLimits
-           ) -> tuple[Path | None, Unpacked]:
+def _build(
+    source: IO[bytes], label: str, root: Path, key: str, limits: UnpackLimits
+) -> tuple[Path | None, Unpacked]:
     """Unpack into a staging folder, mark it complete, rename it into the first free slot."""
     try:
         staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{key[:16]}-", dir=root))
     except OSError as exc:
-        raise UnpackWriteError(f"cannot create a staging folder in {root}: {exc.strerror or exc}") from None
+        raise UnpackWriteError(
+            f"cannot create a staging folder in {root}: {exc.strerror or exc}"
+        ) from None
     try:
         try:
             (staging / TREE).mkdir(0o700)
@@ -332,17 +363,28 @@ def _build(source: IO[bytes], label: str, root: Path, key: str, limits: UnpackLi
             raise UnpackWriteError(f"{staging}: {exc.strerror or exc}") from None
         unpacked = extract(source, label, staging / TREE, limits)
         try:
-            (staging / TREE / PYCACHE).mkdir(0o700, exist_ok=True)  # the top-level modules' bytecode
+            (staging / TREE / PYCACHE).mkdir(
+                0o700, exist_ok=True
+            )  # the top-level modules' bytecode
             listing = tree_digest(staging / TREE)
             if listing.problem is not None:
                 raise StartupError(f"{label}: the unpacked tree in {staging}: {listing.problem}")
-            marker = {"key": key, "members": unpacked.members, "bytes": unpacked.bytes, "tree": listing.digest,
-                      "created": time.time()}
-            fd = os.open(staging / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            marker = {
+                "key": key,
+                "members": unpacked.members,
+                "bytes": unpacked.bytes,
+                "tree": listing.digest,
+                "created": time.time(),
+            }
+            fd = os.open(
+                staging / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+            )
             with os.fdopen(fd, "w") as out:
                 json.dump(marker, out)
         except OSError as exc:
-            raise UnpackWriteError(f"{label}: writing the cache entry failed: {exc.strerror or exc}") from None
+            raise UnpackWriteError(
+                f"{label}: writing the cache entry failed: {exc.strerror or exc}"
+            ) from None
         for slot in _slots(root, key):
             try:
                 os.rename(staging, slot)
@@ -375,17 +417,25 @@ def _link_tree(tree: Path, destination: Path) -> None:
                     os.unlink(target)
                 os.symlink(source, target)
     except OSError as exc:
-        raise StartupError(f"linking the cached app {tree} into {destination} failed: {exc.strerror or exc}") from None
+        raise StartupError(
+            f"linking the cached app {tree} into {destination} failed: {exc.strerror or exc}"
+        ) from None
 
 
 def _sweep_staging(root: Path) -> None:
     """Remove, in the background, staging folders of workers that died mid-unpack (older than an hour)."""
+
     def sweep() -> None:
         now = time.time()
         try:
             with os.scandir(root) as entries:
-                stale = [e.path for e in entries if e.name.startswith(_STAGING)
-                         and e.is_dir(follow_symlinks=False) and now - e.stat(follow_symlinks=False).st_mtime > _STALE]
+                stale = [
+                    e.path
+                    for e in entries
+                    if e.name.startswith(_STAGING)
+                    and e.is_dir(follow_symlinks=False)
+                    and now - e.stat(follow_symlinks=False).st_mtime > _STALE
+                ]
         except OSError:
             return
         for path in stale:

@@ -59,33 +59,45 @@ class UnpackWriteError(StartupError):
     """The archive was fine but writing it failed (a full disk, a read-only folder)."""
 
 
-def unpack_artifact(source: IO[bytes], label: str, destination: Path, limits: UnpackLimits) -> Unpacked:
+def unpack_artifact(
+    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits
+) -> Unpacked:
     """Extract the archive read from `source` into `destination`; `label` names it in errors."""
     try:
         destination.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(destination)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=destination))
     except OSError as exc:
-        raise UnpackWriteError(f"{label}: cannot unpack into {destination}: {_os_reason(exc)}") from None
+        raise UnpackWriteError(
+            f"{label}: cannot unpack into {destination}: {_os_reason(exc)}"
+        ) from None
     try:
         result = extract(source, label, staging, limits, shown=destination)
         try:
             _move_into_place(staging, destination)
         except OSError as exc:
-            raise UnpackWriteError(f"{label}: unpacking into {destination} failed: {_os_reason(exc)}") from None
+            raise UnpackWriteError(
+                f"{label}: unpacking into {destination} failed: {_os_reason(exc)}"
+            ) from None
         return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def extract(source: IO[bytes], label: str, into: Path, limits: UnpackLimits, shown: Path | None = None) -> Unpacked:
+def extract(
+    source: IO[bytes], label: str, into: Path, limits: UnpackLimits, shown: Path | None = None
+) -> Unpacked:
     """Extract the archive into the empty folder `into` (`shown` in errors), which the caller removes on failure."""
     try:
         return _Extraction(into, label, limits).run(source)
     except TarFormatError as exc:
-        raise StartupError(f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}") from None
+        raise StartupError(
+            f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}"
+        ) from None
     except OSError as exc:
-        raise UnpackWriteError(f"{label}: unpacking into {shown or into} failed: {_os_reason(exc)}") from None
+        raise UnpackWriteError(
+            f"{label}: unpacking into {shown or into} failed: {_os_reason(exc)}"
+        ) from None
 
 
 def _os_reason(exc: OSError) -> str:
@@ -198,7 +210,9 @@ class _Extraction:
         for depth in range(1, len(parts)):
             kind = self.kinds.get(parts[:depth])
             if kind == "link":
-                raise self.refuse(name, f"would be written through the link {'/'.join(parts[:depth])!r}")
+                raise self.refuse(
+                    name, f"would be written through the link {'/'.join(parts[:depth])!r}"
+                )
             if kind == "file":
                 raise self.refuse(name, f"is under {'/'.join(parts[:depth])!r}, which is a file")
 
@@ -256,7 +270,9 @@ class _Extraction:
             os.chmod(path, mode)
         self.made.add(parts)
 
-    def write_file(self, reader: TarReader, member: Member, parts: tuple[str, ...], replaced: bool) -> None:
+    def write_file(
+        self, reader: TarReader, member: Member, parts: tuple[str, ...], replaced: bool
+    ) -> None:
         self.makedirs(parts[:-1])
         path = self.path(parts)
         if replaced:
@@ -284,7 +300,7 @@ _WHOLE = 1 << 20  # files up to this size are read and written in one piece
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _umask() -> int:
@@ -320,7 +336,9 @@ def open_artifact(path: Path, setting: str) -> IO[bytes]:
     return source
 
 
-async def wait_for_artifact(path: Path, setting: str, wait: float, on_wait: Callable[[], None]) -> IO[bytes]:
+async def wait_for_artifact(
+    path: Path, setting: str, wait: float, on_wait: Callable[[], None]
+) -> IO[bytes]:
     """Open the archive once it exists; the platform's volume can be mounted after the worker starts."""
     deadline = time.monotonic() + wait
     if not _present(path) and wait > 0:

@@ -58,7 +58,9 @@ class Param(msgspec.Struct, frozen=True):
     source: str  # path|query|header|cookie|body|form|file|upload|request|model|query_model|form_model|depends
     wire: str = ""  # the name on the wire (alias, header name); the parameter's name when empty
     dependency: Any = None  # the callable of a Depends()
-    embed: bool = False  # Body(embed=True): a key of the body even when it is the only body parameter
+    embed: bool = (
+        False  # Body(embed=True): a key of the body even when it is the only body parameter
+    )
 
     @property
     def required(self) -> bool:
@@ -87,8 +89,13 @@ DEFAULT_FORM_LIMITS = FormLimits()
 class Binder:
     """Binds requests for one route (or one dependency of it); built once at boot."""
 
-    def __init__(self, func: Callable[..., Any], route: Route, dependency: bool = False,
-                 form_limits: FormLimits = FormLimits()):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        route: Route,
+        dependency: bool = False,
+        form_limits: FormLimits = FormLimits(),
+    ):
         self.func = func
         self.route = route
         self.form_limits = form_limits
@@ -105,14 +112,24 @@ class Binder:
         self.cookies = _SourceCodec.build(func, where, "cookie", by_source.get("cookie", []))
         self.query_models = [(p, _FieldsModel(p)) for p in by_source.get("query_model", [])]
         self.form_models = [(p, _FieldsModel(p)) for p in by_source.get("form_model", [])]
-        self.run_sync: Callable[..., Awaitable[Any]] | None = None  # the handler pool, for `def` dependencies
-        self.dependencies = [(p.name, Binder(p.dependency, route, True, form_limits), is_async_callable(p.dependency))
-                             for p in by_source.get("depends", [])]
+        self.run_sync: Callable[..., Awaitable[Any]] | None = (
+            None  # the handler pool, for `def` dependencies
+        )
+        self.dependencies = [
+            (
+                p.name,
+                Binder(p.dependency, route, True, form_limits),
+                is_async_callable(p.dependency),
+            )
+            for p in by_source.get("depends", [])
+        ]
         self.files = [p.name for p in by_source.get("file", []) + by_source.get("upload", [])]
         self.uploads = frozenset(p.name for p in by_source.get("upload", []))
         multipart = any(p.source in _FORM_SOURCES for p in self.params)
         # With file parts or form fields the other body parameters are form fields; without, JSON keys.
-        fields = _SourceCodec.build(func, where, "body", by_source.get("body", []) + by_source.get("form", []))
+        fields = _SourceCodec.build(
+            func, where, "body", by_source.get("body", []) + by_source.get("form", [])
+        )
         self.form = fields if multipart else None
         self.body = None if multipart else fields
         self.multipart = multipart
@@ -131,8 +148,11 @@ class Binder:
     @property
     def needs_request(self) -> bool:
         """Whether binding (or the handler) needs a Starlette Request rather than the raw scope."""
-        return bool(self.multipart or self.request_params
-                    or any(binder.needs_request for _, binder, _ in self.dependencies))
+        return bool(
+            self.multipart
+            or self.request_params
+            or any(binder.needs_request for _, binder, _ in self.dependencies)
+        )
 
     async def bind(self, scope: Scope, receive: Receive, request: Request | None) -> dict[str, Any]:
         """The handler's keyword arguments for this request, or RequestValidationError.
@@ -146,7 +166,9 @@ class Binder:
         if self.path is not None:
             kwargs.update(self.path.convert(scope["path_params"]))
         if self.query is not None:
-            kwargs.update(self.query.convert(self.query.query_values(QueryParams(scope["query_string"]))))
+            kwargs.update(
+                self.query.convert(self.query.query_values(QueryParams(scope["query_string"])))
+            )
         if self.multipart:
             assert request is not None
             kwargs.update(await self._bind_form(request))
@@ -161,14 +183,17 @@ class Binder:
             kwargs[name] = request
         return kwargs
 
-    async def _bind_extras(self, scope: Scope, receive: Receive, request: Request | None,
-                           kwargs: dict[str, Any]) -> None:
+    async def _bind_extras(
+        self, scope: Scope, receive: Receive, request: Request | None, kwargs: dict[str, Any]
+    ) -> None:
         """Dependencies, headers, cookies and query models: what plain routes do not have."""
         for name, binder, is_async in self.dependencies:
             arguments = await binder.bind(scope, receive, request)
             if is_async:
                 kwargs[name] = await binder.func(**arguments)
-            elif self.run_sync is not None:  # as FastAPI: a `def` dependency runs in the thread pool
+            elif (
+                self.run_sync is not None
+            ):  # as FastAPI: a `def` dependency runs in the thread pool
                 kwargs[name] = await self.run_sync(functools.partial(binder.func, **arguments))
             else:
                 kwargs[name] = binder.func(**arguments)
@@ -183,18 +208,27 @@ class Binder:
 
     async def _bind_form(self, request: Request) -> dict[str, Any]:
         content_type = request.headers.get("content-type", "")
-        if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        if not content_type.startswith(
+            ("multipart/form-data", "application/x-www-form-urlencoded")
+        ):
             names = self.files or [p.name for p, _ in self.form_models]
             if names or self.form is None:
-                raise RequestValidationError([
-                    {"type": "missing", "loc": ["body", name], "msg": "Field required"} for name in names
-                ] or [{"type": "missing", "loc": ["body"], "msg": "Field required"}])
+                raise RequestValidationError(
+                    [
+                        {"type": "missing", "loc": ["body", name], "msg": "Field required"}
+                        for name in names
+                    ]
+                    or [{"type": "missing", "loc": ["body"], "msg": "Field required"}]
+                )
             form: Any = FormData()
         else:
             limits = self.form_limits
             try:
-                form = await request.form(max_files=limits.max_files, max_fields=limits.max_fields,
-                                          max_part_size=limits.max_part_bytes)
+                form = await request.form(
+                    max_files=limits.max_files,
+                    max_fields=limits.max_fields,
+                    max_part_size=limits.max_part_bytes,
+                )
             except MultiPartException as exc:
                 # Starlette answers its parser's errors itself only when the scope names an app,
                 # which the runtime's does not. The body cap's BodyTooLarge passes on as its 413.
@@ -210,7 +244,9 @@ class Binder:
             else:
                 param = next(p for p in self.params if p.name == name)
                 if param.required:
-                    missing.append({"type": "missing", "loc": ["body", name], "msg": "Field required"})
+                    missing.append(
+                        {"type": "missing", "loc": ["body", name], "msg": "Field required"}
+                    )
                 else:
                     kwargs[name] = param.default
         if missing:
@@ -263,23 +299,36 @@ class _SourceCodec:
         self.decoder = msgspec.json.Decoder(struct, strict=False)
         self.fields = {p.key: p.annotation for p in params}
         # Parameters pydantic validates, each with its TypeAdapter (built here, once per route).
-        self.pydantic_params = [(p, _adapter(p.annotation)) for p in params if mentions_pydantic(p.annotation)]
+        self.pydantic_params = [
+            (p, _adapter(p.annotation)) for p in params if mentions_pydantic(p.annotation)
+        ]
         # Values msgspec would convert unlike pydantic even when valid: converted by `coerce` after.
-        self.lax_after = [(p.name, p.key, p.annotation, _has_meta(p.annotation)) for p in params
-                          if needs_lax(p.annotation) and not mentions_pydantic(p.annotation)]
+        self.lax_after = [
+            (p.name, p.key, p.annotation, _has_meta(p.annotation))
+            for p in params
+            if needs_lax(p.annotation) and not mentions_pydantic(p.annotation)
+        ]
         # Values to put through pydantic's lax rules before msgspec sees them (text sources always,
         # a JSON body when msgspec refused it).
-        self.lax_before = [(p.key, p.annotation) for p in params
-                           if mentions_scalar(p.annotation) and not mentions_pydantic(p.annotation)
-                           and not needs_lax(p.annotation)]
-        self.after = bool(self.pydantic_params or self.lax_after)  # work left after msgspec's decode
+        self.lax_before = [
+            (p.key, p.annotation)
+            for p in params
+            if mentions_scalar(p.annotation)
+            and not mentions_pydantic(p.annotation)
+            and not needs_lax(p.annotation)
+        ]
+        self.after = bool(
+            self.pydantic_params or self.lax_after
+        )  # work left after msgspec's decode
         self.sequences = frozenset(p.key for p in params if _is_sequence(p.annotation))
         self.structured = frozenset(
             p.key for p in params if p.key not in self.sequences and not _is_scalar(p.annotation)
         )
 
     @classmethod
-    def build(cls, func: Callable[..., Any], where: str, source: str, params: list[Param]) -> _SourceCodec | None:
+    def build(
+        cls, func: Callable[..., Any], where: str, source: str, params: list[Param]
+    ) -> _SourceCodec | None:
         if not params:
             return None
         fields = []
@@ -295,7 +344,9 @@ class _SourceCodec:
             else:
                 spec = msgspec.field(name=param.key, default=param.default)
             if needs_lax(param.annotation):
-                wire = Any  # converted by `coerce` after decoding; its constraints must still be valid
+                wire = (
+                    Any  # converted by `coerce` after decoding; its constraints must still be valid
+                )
                 try:
                     msgspec.json.Decoder(param.annotation)
                 except (TypeError, ValueError) as exc:
@@ -327,12 +378,16 @@ class _SourceCodec:
                 out[name] = coerce(annotation, out[name])
             except LaxError as exc:
                 raise RequestValidationError([_lax_entry(self.source, key, exc)]) from None
-            if constrained:  # e.g. Union[Annotated[int, Meta(ge=1)], str]: msgspec checks the bounds
+            if (
+                constrained
+            ):  # e.g. Union[Annotated[int, Meta(ge=1)], str]: msgspec checks the bounds
                 try:
                     msgspec.convert(out[name], annotation, strict=False)
                 except msgspec.ValidationError as exc:
                     fields = {key: annotation}
-                    raise RequestValidationError([validation_error(self.source, _at(exc, key), fields)]) from None
+                    raise RequestValidationError(
+                        [validation_error(self.source, _at(exc, key), fields)]
+                    ) from None
         return out
 
     def decode_json(self, body: bytes) -> dict[str, Any]:
@@ -355,7 +410,9 @@ class _SourceCodec:
         try:
             return self._result(msgspec.convert(values, self.struct, strict=False))
         except msgspec.ValidationError as exc:
-            raise RequestValidationError([validation_error(self.source, exc, self.fields, lambda: values)]) from None
+            raise RequestValidationError(
+                [validation_error(self.source, exc, self.fields, lambda: values)]
+            ) from None
 
     def _lax(self, values: dict[str, Any]) -> None:
         for param, _ in self.pydantic_params:  # pydantic validates these itself, from JSON text
@@ -411,7 +468,8 @@ class _SourceCodec:
 
 def _has_meta(annotation: Any) -> bool:
     if typing.get_origin(annotation) is typing.Annotated and any(
-            isinstance(extra, msgspec.Meta) for extra in typing.get_args(annotation)[1:]):
+        isinstance(extra, msgspec.Meta) for extra in typing.get_args(annotation)[1:]
+    ):
         return True
     return any(_has_meta(arg) for arg in typing.get_args(annotation))
 
@@ -433,15 +491,31 @@ def python_json(body: bytes) -> Any:
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error",
-                                       "ctx": {"error": exc.msg}}]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", exc.pos],
+                    "msg": "JSON decode error",
+                    "ctx": {"error": exc.msg},
+                }
+            ]
+        ) from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise HTTPException(400, "There was an error parsing the body") from None
     try:
         json.dumps(data, ensure_ascii=False).encode()
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") is no text
-        raise RequestValidationError([{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error",
-                                       "ctx": {"error": "lone surrogate in a string"}}]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", 0],
+                    "msg": "JSON decode error",
+                    "ctx": {"error": "lone surrogate in a string"},
+                }
+            ]
+        ) from None
     return data
 
 
@@ -462,7 +536,9 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError) as exc:
-        raise StartupError(f"{where}: cannot read the signature of {getattr(func, '__name__', func)}: {exc}") from None
+        raise StartupError(
+            f"{where}: cannot read the signature of {getattr(func, '__name__', func)}: {exc}"
+        ) from None
     try:
         hints = typing.get_type_hints(func, include_extras=True)
     except Exception:  # unresolvable forward references: fall back to the raw annotations
@@ -481,13 +557,23 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
     if not dependency:
         for name in path_params:
             if name not in {n for n, _, _ in raw}:
-                raise StartupError(f"{where}: path parameter {{{name}}} is not a parameter of {route.function}")
+                raise StartupError(
+                    f"{where}: path parameter {{{name}}} is not a parameter of {route.function}"
+                )
 
     # runpod-flash's test: a parameter whose hint (without Annotated; Optional counts) is a model class
-    native = dependency or not body_method or any(
-        n not in path_params and is_pydantic_model(annotated_markers(a)[0]) for n, a, _ in raw)
-    has_files = body_method and not native and any(
-        bare(a) is bytes or _is_upload(bare(a)) for n, a, _ in raw if n not in path_params)
+    native = (
+        dependency
+        or not body_method
+        or any(
+            n not in path_params and is_pydantic_model(annotated_markers(a)[0]) for n, a, _ in raw
+        )
+    )
+    has_files = (
+        body_method
+        and not native
+        and any(bare(a) is bytes or _is_upload(bare(a)) for n, a, _ in raw if n not in path_params)
+    )
     params: list[Param] = []
     for name, annotation, default in raw:
         base, markers = annotated_markers(annotation)
@@ -500,9 +586,11 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
         if not native:
             base = strip_annotated(annotation, keep=_is_meta)  # msgspec's own constraints stay
             if marker is not None and marker.dependency is not None:
-                raise StartupError(f"{where}: parameter {name!r}: Depends() on a body-method handler without a "
-                                   "pydantic model parameter is not resolved by the reference either (it "
-                                   "passes the Depends object); use it on a GET route or with a model parameter")
+                raise StartupError(
+                    f"{where}: parameter {name!r}: Depends() on a body-method handler without a "
+                    "pydantic model parameter is not resolved by the reference either (it "
+                    "passes the Depends object); use it on a GET route or with a model parameter"
+                )
         kind = marker.source if (native and marker is not None) else None
         if marker is not None:
             base = constrain(base, marker.constraints)
@@ -513,37 +601,55 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
         elif name in path_params and kind in (None, "path"):
             source = "path"
         elif kind == "path":
-            raise StartupError(f"{where}: parameter {name!r} is marked Path() but {route.path} has no {{{name}}}")
+            raise StartupError(
+                f"{where}: parameter {name!r} is marked Path() but {route.path} has no {{{name}}}"
+            )
         elif kind in ("depends", "security"):
             if kind == "security" or marker is None:
-                raise StartupError(f"{where}: parameter {name!r}: Security() is not supported by the runtime")
+                raise StartupError(
+                    f"{where}: parameter {name!r}: Security() is not supported by the runtime"
+                )
             call = marker.dependency if marker.dependency is not None else plain
             if inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call):
-                raise StartupError(f"{where}: parameter {name!r}: dependencies with yield are not supported")
+                raise StartupError(
+                    f"{where}: parameter {name!r}: dependencies with yield are not supported"
+                )
             params.append(Param(name, base, default, "depends", dependency=call))
             continue
         elif kind in ("query", "header", "cookie"):
             if is_pydantic_model(plain):
                 if kind != "query":
-                    raise StartupError(f"{where}: parameter {name!r}: {kind} models are not supported")
+                    raise StartupError(
+                        f"{where}: parameter {name!r}: {kind} models are not supported"
+                    )
                 source = "query_model"
             else:
                 assert marker is not None  # kind comes from the marker
                 source = kind
-                wire = marker.alias or (name.replace("_", "-") if kind == "header" and marker.convert_underscores
-                                        else "")
+                wire = marker.alias or (
+                    name.replace("_", "-")
+                    if kind == "header" and marker.convert_underscores
+                    else ""
+                )
         elif kind in ("form", "file"):
             if not body_method:
-                raise StartupError(f"{where}: parameter {name!r}: Form()/File() need a body method, not GET")
-            source = "form_model" if is_pydantic_model(plain) else ("file" if kind == "file" or plain is bytes
-                                                                     or _is_upload(plain) else "form")
+                raise StartupError(
+                    f"{where}: parameter {name!r}: Form()/File() need a body method, not GET"
+                )
+            source = (
+                "form_model"
+                if is_pydantic_model(plain)
+                else ("file" if kind == "file" or plain is bytes or _is_upload(plain) else "form")
+            )
             if source == "file" and _is_upload(plain):
                 source = "upload"
         elif body_method and _is_upload(plain):
             source = "upload"
         elif not body_method:
             if kind == "body":
-                raise StartupError(f"{where}: parameter {name!r}: Body() on a GET route is not supported")
+                raise StartupError(
+                    f"{where}: parameter {name!r}: Body() on a GET route is not supported"
+                )
             source = "query"
             wire = (marker.alias or "") if marker is not None else ""
         elif has_files:
@@ -559,13 +665,17 @@ def _classify(func: Callable[..., Any], route: Route, dependency: bool = False) 
     return _lone_body_model(params, native, where, dependency)
 
 
-def _lone_body_model(params: list[Param], native: bool, where: str, dependency: bool = False) -> list[Param]:
+def _lone_body_model(
+    params: list[Param], native: bool, where: str, dependency: bool = False
+) -> list[Param]:
     """FastAPI's rule: a lone body parameter that is a model, not embedded, is the body itself."""
     if dependency:
         for param in params:
             if param.source in ("body", "model", "form", "file", "upload", "form_model"):
-                raise StartupError(f"{where}: dependency parameter {param.name!r} reads the body; "
-                                   "the runtime binds dependencies from the path, query, headers and cookies only")
+                raise StartupError(
+                    f"{where}: dependency parameter {param.name!r} reads the body; "
+                    "the runtime binds dependencies from the path, query, headers and cookies only"
+                )
         return params
     body = [p for p in params if p.source == "body"]
     if not native or len(body) != 1:
@@ -574,8 +684,10 @@ def _lone_body_model(params: list[Param], native: bool, where: str, dependency: 
     if param.embed:
         return params
     if not is_pydantic_model(bare(param.annotation)):
-        raise StartupError(f"{where}: parameter {param.name!r} is the only body parameter, so FastAPI reads the "
-                           "whole body as its value; the runtime does not: use Body(embed=True)")
+        raise StartupError(
+            f"{where}: parameter {param.name!r} is the only body parameter, so FastAPI reads the "
+            "whole body as its value; the runtime does not: use Body(embed=True)"
+        )
     return [msgspec.structs.replace(p, source="model") if p is param else p for p in params]
 
 
@@ -608,7 +720,9 @@ def _is_scalar(annotation: Any) -> bool:
 
 def _is_sequence(annotation: Any) -> bool:
     return any(
-        (typing.get_origin(arg) or arg) in _SEQUENCES for arg in _union_args(annotation) if arg is not type(None)
+        (typing.get_origin(arg) or arg) in _SEQUENCES
+        for arg in _union_args(annotation)
+        if arg is not type(None)
     )
 
 
@@ -661,7 +775,9 @@ def _validate_model(param: Param, body: bytes) -> Any:
     if not body:
         if not param.required:
             return param.default
-        raise RequestValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required"}])
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ["body"], "msg": "Field required"}]
+        )
     model = bare(param.annotation)
     try:
         return model.model_validate_json(body)
@@ -683,8 +799,10 @@ class _FieldsModel:
 
     def __init__(self, param: Param):
         self.model = bare(param.annotation)
-        self.fields = [(field.alias or name, _is_sequence(field.annotation))
-                       for name, field in self.model.model_fields.items()]
+        self.fields = [
+            (field.alias or name, _is_sequence(field.annotation))
+            for name, field in self.model.model_fields.items()
+        ]
 
     def validate(self, multi: Any, source: str) -> Any:
         from pydantic import ValidationError

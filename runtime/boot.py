@@ -79,7 +79,11 @@ def load_application(
     `artifact` is the build archive, opened before privileges were dropped; it is unpacked here.
     """
     phases = _Phases()
-    cache = phases.timed("unpack", _unpack, settings, artifact, phases.seconds) if artifact is not None else None
+    cache = (
+        phases.timed("unpack", _unpack, settings, artifact, phases.seconds)
+        if artifact is not None
+        else None
+    )
 
     def read_manifest() -> tuple[str, list[Route], Manifest]:
         manifest = load_manifest(settings.manifest_path)
@@ -107,16 +111,35 @@ def load_application(
 
     def build() -> list[Handler]:
         deadlines = Deadlines()
-        forms = FormLimits(settings.max_form_fields, settings.max_form_files, settings.max_form_part_bytes)
-        return [Handler(f, r, pool, limiter, settings.request_timeout, deadlines, forms)
-                for f, r in zip(functions, routes, strict=True)]
+        forms = FormLimits(
+            settings.max_form_fields, settings.max_form_files, settings.max_form_part_bytes
+        )
+        return [
+            Handler(f, r, pool, limiter, settings.request_timeout, deadlines, forms)
+            for f, r in zip(functions, routes, strict=True)
+        ]
 
     handlers = phases.timed("routes", build)
-    hook = phases.timed("hook_import", resolve_hook, settings.startup_hook) if settings.startup_hook else None
+    hook = (
+        phases.timed("hook_import", resolve_hook, settings.startup_hook)
+        if settings.startup_hook
+        else None
+    )
     executor = Executor(pool) if settings.enable_execute else None
     title, version = app_title(manifest, resource)
-    return LoadedApp(resource, routes, handlers, hook, executor, phases.seconds, import_times.slowest(), title, version,
-                     cache, store.hits if store is not None else None)
+    return LoadedApp(
+        resource,
+        routes,
+        handlers,
+        hook,
+        executor,
+        phases.seconds,
+        import_times.slowest(),
+        title,
+        version,
+        cache,
+        store.hits if store is not None else None,
+    )
 
 
 def _bytecode_store(path: Path) -> bytecode.Store | None:
@@ -136,7 +159,9 @@ def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
     return title, f"built {built} UTC" if built else ""
 
 
-def _unpack(settings: Settings, artifact: IO[bytes], phases: dict[str, float] | None = None) -> str | None:
+def _unpack(
+    settings: Settings, artifact: IO[bytes], phases: dict[str, float] | None = None
+) -> str | None:
     """Unpack (or, with FLASH_CACHE_DIR, link the cached tree); the cache's result, if one is set."""
     label = f"{settings.artifact_setting}={settings.artifact_path}"
     limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
@@ -145,12 +170,19 @@ def _unpack(settings: Settings, artifact: IO[bytes], phases: dict[str, float] | 
         if settings.artifact_cache is None:
             unpacked, cache = unpack_artifact(artifact, label, settings.module_path, limits), None
         else:
-            cache = unpack_cached(artifact, label, settings.module_path, limits, settings.artifact_cache)
+            cache = unpack_cached(
+                artifact, label, settings.module_path, limits, settings.artifact_cache
+            )
             unpacked = cache.unpacked
             if phases is not None:
                 phases.update(cache.seconds)
-    _log.info("unpacked", artifact=str(settings.artifact_path), into=str(settings.module_path),
-              members=unpacked.members if unpacked else None, bytes=unpacked.bytes if unpacked else None)
+    _log.info(
+        "unpacked",
+        artifact=str(settings.artifact_path),
+        into=str(settings.module_path),
+        members=unpacked.members if unpacked else None,
+        bytes=unpacked.bytes if unpacked else None,
+    )
     return cache.result if cache else None
 
 
@@ -175,7 +207,9 @@ def _become_app_user(settings: Settings, artifact: IO[bytes] | None) -> None:
     if dropped:
         _log.info("dropped privileges", uid=os.getuid(), gid=os.getgid())
     elif running_as_root():
-        _log.warning("application code runs as root (FLASH_USER=root); never do this on a deployed worker")
+        _log.warning(
+            "application code runs as root (FLASH_USER=root); never do this on a deployed worker"
+        )
 
 
 def log_startup_error(exc: BaseException) -> None:
@@ -187,12 +221,19 @@ def check(settings: Settings) -> int:
     """`--check`: load everything a worker would, serve nothing; 0 when the app would boot."""
     try:
         artifact = open_privileged(settings)
-        app = load_application(settings, SyncPool(1), Limiter(settings.max_concurrency, settings.max_pending), artifact)
+        app = load_application(
+            settings, SyncPool(1), Limiter(settings.max_concurrency, settings.max_pending), artifact
+        )
     except StartupError as exc:
         log_startup_error(exc)
         return 1
-    _log.info("check passed", resource=app.resource, routes=[f"{r.method} {r.path}" for r in app.routes],
-              phases_ms=_ms(app.phases), slowest_imports_ms=app.slowest_imports)
+    _log.info(
+        "check passed",
+        resource=app.resource,
+        routes=[f"{r.method} {r.path}" for r in app.routes],
+        phases_ms=_ms(app.phases),
+        slowest_imports_ms=app.slowest_imports,
+    )
     return 0
 
 
@@ -209,12 +250,18 @@ def check_all(settings: Settings) -> int:
     except StartupError as exc:
         log_startup_error(exc)
         return 1
-    names = sorted(name for name, resource in manifest.resources.items() if resource.is_load_balanced)
+    names = sorted(
+        name for name, resource in manifest.resources.items() if resource.is_load_balanced
+    )
     if not names:
         return check(settings)  # the error a worker would report
-    failed = [name for name in names if check(msgspec.structs.replace(settings, resource_name=name)) != 0]
+    failed = [
+        name for name in names if check(msgspec.structs.replace(settings, resource_name=name)) != 0
+    ]
     if failed:
-        _log.error("check failed", failed=failed, passed=[name for name in names if name not in failed])
+        _log.error(
+            "check failed", failed=failed, passed=[name for name in names if name not in failed]
+        )
         return 1
     return 0
 
@@ -227,9 +274,14 @@ async def _load(settings: Settings, pool: SyncPool, limiter: Limiter) -> LoadedA
     if settings.artifact_path is not None:
         start = time.perf_counter()
         artifact = await wait_for_artifact(
-            settings.artifact_path, settings.artifact_setting, settings.artifact_wait,
-            lambda: _log.info("waiting for the build artifact", path=str(settings.artifact_path),
-                              up_to_s=settings.artifact_wait),
+            settings.artifact_path,
+            settings.artifact_setting,
+            settings.artifact_wait,
+            lambda: _log.info(
+                "waiting for the build artifact",
+                path=str(settings.artifact_path),
+                up_to_s=settings.artifact_wait,
+            ),
         )
         phases["artifact_wait"] = time.perf_counter() - start
     _become_app_user(settings, artifact)
@@ -273,11 +325,16 @@ def _listen(server: Server, settings: Settings) -> bool:
     try:
         server.bind()
     except OSError as exc:
-        _log.error("startup error", error=f"cannot listen on {bind_address(settings.host, settings.port)}: {exc}")
+        _log.error(
+            "startup error",
+            error=f"cannot listen on {bind_address(settings.host, settings.port)}: {exc}",
+        )
         return False
     _log.info(
         "listening",
-        addresses=sorted({bind_address(settings.host, p) for p in (settings.port, settings.health_port)}),
+        addresses=sorted(
+            {bind_address(settings.host, p) for p in (settings.port, settings.health_port)}
+        ),
         server=settings.server.value,
         loop=_loop_name(),
     )
@@ -290,8 +347,15 @@ class _Boot:
     Called once by the server; `finished` tells whether loading ran to its end (or its error).
     """
 
-    def __init__(self, settings: Settings, worker: WorkerApp, pool: SyncPool, limiter: Limiter,
-                 started_at: float, runtime_start: float):
+    def __init__(
+        self,
+        settings: Settings,
+        worker: WorkerApp,
+        pool: SyncPool,
+        limiter: Limiter,
+        started_at: float,
+        runtime_start: float,
+    ):
         self.settings = settings
         self.worker = worker
         self.pool = pool
@@ -314,8 +378,11 @@ class _Boot:
 
     def _go_ready(self, app: LoadedApp) -> None:
         worker, health, metrics = self.worker, self.worker.health, self.worker.metrics
-        worker.attach(build_routed_app(app.handlers, self.settings, health, metrics, app.executor, app.title,
-                                       app.version))
+        worker.attach(
+            build_routed_app(
+                app.handlers, self.settings, health, metrics, app.executor, app.title, app.version
+            )
+        )
         # Everything loaded so far (modules, the app's models and tables) lives as long as the
         # worker: move it out of the collector's generations, so full collections under load
         # do not traverse it again and again (with large in-memory models, each traversal is a pause).
@@ -346,4 +413,3 @@ def _loop_name() -> str:
 
 def _ms(phases: dict[str, float]) -> dict[str, float]:
     return {name: round(seconds * 1000, 3) for name, seconds in phases.items()}
-

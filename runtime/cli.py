@@ -28,39 +28,62 @@ PORT, HOST, ...; see README), as the container images start it.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="load the settings, the manifest and the handlers without serving; exit 1 on a startup error",
     )
-    parser.add_argument("--print-manifest-schema", action="store_true",
-                        help="print the JSON Schema of the manifest this runtime accepts, and exit")
+    parser.add_argument(
+        "--print-manifest-schema",
+        action="store_true",
+        help="print the JSON Schema of the manifest this runtime accepts, and exit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="{serve,check}")
 
-    path_help = (f"the app folder: {MANIFEST_NAME} is read from PATH or PATH/.flash (where `flash build` "
-                 f"writes it), or PATH names the manifest file itself (default: the current directory)")
+    path_help = (
+        f"the app folder: {MANIFEST_NAME} is read from PATH or PATH/.flash (where `flash build` "
+        f"writes it), or PATH names the manifest file itself (default: the current directory)"
+    )
     serve = commands.add_parser(
-        "serve", help="serve the app in PATH (--reload: restart on a change)", description="Serve the Flash app in PATH over HTTP.",
+        "serve",
+        help="serve the app in PATH (--reload: restart on a change)",
+        description="Serve the Flash app in PATH over HTTP.",
         epilog="Other settings (LOG_FORMAT, FLASH_MAX_CONCURRENCY, ...) come from the environment; see README.",
     )
     serve.add_argument("path", nargs="?", metavar="PATH", help=path_help)
-    serve.add_argument("--resource", metavar="NAME",
-                       help="the manifest resource to serve (FLASH_RESOURCE_NAME; default: the only load-balanced one)")
-    serve.add_argument("--port", type=int, metavar="N", help="port to listen on (PORT; default 8000)")
-    serve.add_argument("--host", metavar="H",
-                       help="address to bind (HOST; default 127.0.0.1 here, 0.0.0.0 in the images)")
-    serve.add_argument("--reload", action="store_true",
-                       help="restart the worker when a file of the app changes (needs the `reload` extra: watchfiles)")
+    serve.add_argument(
+        "--resource",
+        metavar="NAME",
+        help="the manifest resource to serve (FLASH_RESOURCE_NAME; default: the only load-balanced one)",
+    )
+    serve.add_argument(
+        "--port", type=int, metavar="N", help="port to listen on (PORT; default 8000)"
+    )
+    serve.add_argument(
+        "--host",
+        metavar="H",
+        help="address to bind (HOST; default 127.0.0.1 here, 0.0.0.0 in the images)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the worker when a file of the app changes (needs the `reload` extra: watchfiles)",
+    )
 
     check = commands.add_parser(
-        "check", help="load every load-balanced resource without serving",
+        "check",
+        help="load every load-balanced resource without serving",
         description="Load the app in PATH as a worker would (manifest, imports, routes, startup hook "
-                    "imported but not run) for every load-balanced resource, or the one named; serve nothing. "
-                    "Exit status 0 when all load, 1 otherwise.",
+        "imported but not run) for every load-balanced resource, or the one named; serve nothing. "
+        "Exit status 0 when all load, 1 otherwise.",
     )
     check.add_argument("path", nargs="?", metavar="PATH", help=path_help)
-    check.add_argument("--resource", metavar="NAME", help="check only this resource (FLASH_RESOURCE_NAME)")
+    check.add_argument(
+        "--resource", metavar="NAME", help="check only this resource (FLASH_RESOURCE_NAME)"
+    )
     return parser
 
 
@@ -139,7 +162,9 @@ def find_manifest(path: Path) -> Path:
             return candidate
     if not path.exists():
         raise AppNotFound(f"{path}: no such file or directory")
-    raise AppNotFound(f"no {MANIFEST_NAME} in {path} or {path / '.flash'}; run `flash build` there first")
+    raise AppNotFound(
+        f"no {MANIFEST_NAME} in {path} or {path / '.flash'}; run `flash build` there first"
+    )
 
 
 def app_folder(manifest: Path) -> Path:
@@ -148,13 +173,19 @@ def app_folder(manifest: Path) -> Path:
     return folder.parent if folder.name == ".flash" else folder
 
 
-def command_environment(args: argparse.Namespace, environ: dict[str, str] | os._Environ) -> dict[str, str]:
+def command_environment(
+    args: argparse.Namespace, environ: dict[str, str] | os._Environ
+) -> dict[str, str]:
     """The environment variables a command's PATH and flags stand for."""
     env: dict[str, str] = {}
-    if args.path is not None or ("FLASH_MANIFEST_PATH" not in environ and "FLASH_MODULE_PATH" not in environ):
+    if args.path is not None or (
+        "FLASH_MANIFEST_PATH" not in environ and "FLASH_MODULE_PATH" not in environ
+    ):
         folder = Path(args.path or ".").resolve()
         if environ.get("FLASH_ARTIFACT_PATH") and not folder.is_file():
-            env["FLASH_MODULE_PATH"] = str(folder)  # the manifest arrives with the archive, unpacked there
+            env["FLASH_MODULE_PATH"] = str(
+                folder
+            )  # the manifest arrives with the archive, unpacked there
         else:
             manifest = find_manifest(folder)
             env["FLASH_MANIFEST_PATH"] = str(manifest)
@@ -167,7 +198,9 @@ def command_environment(args: argparse.Namespace, environ: dict[str, str] | os._
         if args.host is not None:
             env["HOST"] = args.host
         elif "HOST" not in environ:
-            env["HOST"] = "127.0.0.1"  # a development server is not reachable from the network by default
+            env["HOST"] = (
+                "127.0.0.1"  # a development server is not reachable from the network by default
+            )
         if "LOG_FORMAT" not in environ and sys.stdout.isatty():
             env["LOG_FORMAT"] = "console"
     return env
@@ -176,7 +209,11 @@ def command_environment(args: argparse.Namespace, environ: dict[str, str] | os._
 def announce(settings) -> None:
     """Say where the API and its docs are, for a person at a terminal."""
     host = settings.host
-    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1", "::1") else (f"[{host}]" if ":" in host else host)
+    shown = (
+        "localhost"
+        if host in ("0.0.0.0", "::", "127.0.0.1", "::1")
+        else (f"[{host}]" if ":" in host else host)
+    )
     base = f"http://{shown}:{settings.port}"
     docs = f"   docs: {base}/docs" if settings.openapi else ""
     print(f"serving {settings.module_path} at {base}{docs}", file=sys.stderr, flush=True)

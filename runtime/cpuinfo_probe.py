@@ -55,7 +55,9 @@ def install() -> None:
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> Any:
         if fullname != MODULE:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
@@ -84,8 +86,12 @@ def _patch(module: ModuleType) -> None:
     def get_cpu_info_json() -> str:
         if not answer:
             try:
-                done = subprocess.run([sys.executable, "-c", _PROBE, package_folder],
-                                      capture_output=True, text=True, timeout=60)
+                done = subprocess.run(
+                    [sys.executable, "-c", _PROBE, package_folder],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
             except (OSError, subprocess.SubprocessError):
                 return original()
             if done.returncode != 0 or not done.stdout.strip():

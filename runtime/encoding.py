@@ -46,8 +46,14 @@ def _asdict(value: Any) -> dict[str, Any]:
 
 
 _STR_TYPES = (
-    pathlib.PurePath, uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
-    ipaddress.IPv6Network, ipaddress.IPv4Interface, ipaddress.IPv6Interface,
+    pathlib.PurePath,
+    uuid.UUID,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
 )
 
 
@@ -73,7 +79,9 @@ def jsonable_default(value: Any) -> Any:
         return str(value)
     if isinstance(value, re.Pattern):
         return value.pattern
-    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays orjson does not take natively
+    tolist = getattr(
+        value, "tolist", None
+    )  # numpy scalars and arrays orjson does not take natively
     if callable(tolist):
         return tolist()
     if hasattr(value, "__iter__") and hasattr(value, "keys"):

@@ -78,9 +78,16 @@ ANSWERS: dict[type[BaseException], Callable[[Any], Answer]] = {
     RequestValidationError: lambda exc: (422, None, {"detail": exc.errors}),
     BodyTooLarge: lambda exc: (413, None, {"detail": exc.detail, "limit": exc.limit}),
     HTTPException: lambda exc: (exc.status_code, exc.headers, {"detail": exc.detail}),
-    HandlerTimeout: lambda exc: (504, None, {"detail": f"The handler did not finish within {exc.seconds:g} seconds"}),
-    Overloaded: lambda exc: (503, {"Retry-After": str(exc.retry_after)},
-                             {"detail": "The worker is at capacity; retry shortly"}),
+    HandlerTimeout: lambda exc: (
+        504,
+        None,
+        {"detail": f"The handler did not finish within {exc.seconds:g} seconds"},
+    ),
+    Overloaded: lambda exc: (
+        503,
+        {"Retry-After": str(exc.retry_after)},
+        {"detail": "The worker is at capacity; retry shortly"},
+    ),
     # Nobody reads this answer; it is what the access line records.
     ClientDisconnect: lambda exc: (400, None, {"detail": "Client disconnected"}),
 }
@@ -97,7 +104,11 @@ def answer(exc: BaseException, request_id: str) -> Answer:
 
 def internal_error(exc: BaseException, request_id: str) -> Answer:
     """The one 500, for a failure the runtime did not expect, whatever its class."""
-    return 500, None, {"detail": "Internal Server Error", "error": type(exc).__name__, "request_id": request_id}
+    return (
+        500,
+        None,
+        {"detail": "Internal Server Error", "error": type(exc).__name__, "request_id": request_id},
+    )
 
 
 def is_listed(exc: BaseException) -> bool:

@@ -100,7 +100,9 @@ class Executor:
         proxied = any(name in _PROXY_HEADERS for name, _ in scope["headers"])
         if not is_loopback(client) or proxied:
             _log.warning("execute refused", client=client, proxied=proxied)
-            return JSONResponse({"detail": "/execute accepts loopback clients only"}, status_code=403)
+            return JSONResponse(
+                {"detail": "/execute accepts loopback clients only"}, status_code=403
+            )
         try:
             call = _decoder.decode(await request.body())
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -142,8 +144,12 @@ class Executor:
                         if inspect.isawaitable(result):
                             result = await result
                 except Exception as exc:
-                    _log.error("execute: function raised", function=call.function_name, exc_info=exc)
-                    return _failure(f"Function execution failed: {type(exc).__name__} (request_id {request_id})")
+                    _log.error(
+                        "execute: function raised", function=call.function_name, exc_info=exc
+                    )
+                    return _failure(
+                        f"Function execution failed: {type(exc).__name__} (request_id {request_id})"
+                    )
             finally:
                 sys.path.remove(str(folder))
             try:

@@ -65,8 +65,14 @@ class Handler:
     """The endpoint for one manifest route: `endpoint(scope, receive, send)` returns the response."""
 
     def __init__(
-        self, func: Callable[..., Any], route: Route, pool: SyncPool, limiter: Limiter, timeout: float,
-        deadlines: Deadlines, form_limits: FormLimits = DEFAULT_FORM_LIMITS,
+        self,
+        func: Callable[..., Any],
+        route: Route,
+        pool: SyncPool,
+        limiter: Limiter,
+        timeout: float,
+        deadlines: Deadlines,
+        form_limits: FormLimits = DEFAULT_FORM_LIMITS,
     ):
         self.func = func
         self.deadlines = deadlines
@@ -91,7 +97,11 @@ class Handler:
             await self.limiter.acquire()
         try:
             result = await self._call(kwargs)
-            if self.result.collects_generator and inspect.isgenerator(result) and not wants_events(scope):
+            if (
+                self.result.collects_generator
+                and inspect.isgenerator(result)
+                and not wants_events(scope)
+            ):
                 result = await self.pool.run(list, result)  # the reference answers a JSON array
             response = to_response(result, scope, self._iterate_sync, self.result)
         except HandlerTimeout as exc:
@@ -103,19 +113,29 @@ class Handler:
             raise
         except ResponseValidationError as exc:
             self.limiter.release()
-            _log.error("response validation failed", route=self.route.path, errors=_errors_for_log(exc.errors))
+            _log.error(
+                "response validation failed",
+                route=self.route.path,
+                errors=_errors_for_log(exc.errors),
+            )
             return answer_response(internal_error(exc, scope["state"].get("request_id", "")))
         except Exception as exc:
             self.limiter.release()
-            _log.error("handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc)
+            _log.error(
+                "handler raised", route=self.route.path, error=type(exc).__name__, exc_info=exc
+            )
             return answer_response(internal_error(exc, scope["state"].get("request_id", "")))
         except BaseException:
             self.limiter.release()
             raise
         if type(response) is StreamingResponse or type(response) is GuardedStream:
-            response = response if isinstance(response, GuardedStream) else GuardedStream.adopt(response)
+            response = (
+                response if isinstance(response, GuardedStream) else GuardedStream.adopt(response)
+            )
             response.on_close = self.limiter.release
-        elif isinstance(response, StreamingResponse):  # a subclass with its own sending (sse-starlette)
+        elif isinstance(
+            response, StreamingResponse
+        ):  # a subclass with its own sending (sse-starlette)
             response.body_iterator = self._release_after(response.body_iterator)
         else:
             self.limiter.release()
@@ -158,4 +178,6 @@ class Handler:
 
 def _errors_for_log(errors: list[Any]) -> list[dict[str, Any]]:
     """pydantic's errors without the offending values (they may be secrets)."""
-    return [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]
+    return [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors
+    ]

@@ -14,7 +14,9 @@ _log = structlog.get_logger("runtime.health")
 class HealthState(enum.Enum):
     STARTING = "starting"  # port bound; unpacking, importing, running startup hooks
     READY = "ready"
-    DEFUNCT = "defunct"  # ready, but every slot or pool thread is held by a handler past its deadline
+    DEFUNCT = (
+        "defunct"  # ready, but every slot or pool thread is held by a handler past its deadline
+    )
     DRAINING = "draining"  # SIGTERM received; still serving what arrives
 
 
@@ -38,7 +40,9 @@ class Health:
             if lost != self._defunct:
                 self._defunct = lost
                 if lost:
-                    _log.warning("capacity lost: every slot or handler thread runs past its deadline")
+                    _log.warning(
+                        "capacity lost: every slot or handler thread runs past its deadline"
+                    )
                 else:
                     _log.info("capacity back: a stuck handler returned")
             if lost:

@@ -56,10 +56,14 @@ class _TimingFinder(importlib.abc.MetaPathFinder):
     def __init__(self, times: ImportTimes):
         self.times = times
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> Any:
         if fullname in self.times.seconds:
             return None
-        for finder in sys.meta_path[sys.meta_path.index(self) + 1:] if self in sys.meta_path else ():
+        for finder in (
+            sys.meta_path[sys.meta_path.index(self) + 1 :] if self in sys.meta_path else ()
+        ):
             find = getattr(finder, "find_spec", None)
             if find is None:
                 continue

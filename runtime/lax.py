@@ -47,7 +47,10 @@ def _int(value: Any) -> int:
         if value != value or value in (float("inf"), float("-inf")):
             raise LaxError("finite_number", "Input should be a finite number")
         if not value.is_integer():
-            raise LaxError("int_from_float", "Input should be a valid integer, got a number with a fractional part")
+            raise LaxError(
+                "int_from_float",
+                "Input should be a valid integer, got a number with a fractional part",
+            )
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -59,7 +62,9 @@ def _int(value: Any) -> int:
                 return int(text)
             except ValueError:
                 pass
-        raise LaxError("int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+        raise LaxError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
     raise LaxError("int_type", "Input should be a valid integer")
 
 
@@ -73,7 +78,9 @@ def _float(value: Any) -> float:
                 return float(text)
             except ValueError:
                 pass
-        raise LaxError("float_parsing", "Input should be a valid number, unable to parse string as a number")
+        raise LaxError(
+            "float_parsing", "Input should be a valid number, unable to parse string as a number"
+        )
     raise LaxError("float_type", "Input should be a valid number")
 
 
@@ -106,7 +113,9 @@ def _str(value: Any) -> str:
 
 def _decimal(value: Any) -> decimal.Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str, decimal.Decimal)):
-        raise LaxError("decimal_type", "Decimal input should be an integer, float, string or Decimal object")
+        raise LaxError(
+            "decimal_type", "Decimal input should be an integer, float, string or Decimal object"
+        )
     try:
         number = decimal.Decimal(value.strip() if isinstance(value, str) else str(value))
     except decimal.InvalidOperation:
@@ -121,8 +130,10 @@ def _timestamp(value: float) -> dt.datetime:
     try:
         return _UNIX_EPOCH + dt.timedelta(seconds=seconds)
     except (OverflowError, ValueError):  # past year 9999, or NaN
-        raise LaxError("datetime_parsing",
-                       "Input should be a valid datetime, dates after 9999 are not supported as unix timestamps") from None
+        raise LaxError(
+            "datetime_parsing",
+            "Input should be a valid datetime, dates after 9999 are not supported as unix timestamps",
+        ) from None
 
 
 def _datetime(value: Any) -> dt.datetime:
@@ -155,21 +166,34 @@ def _date(value: Any) -> dt.date:
         try:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
-            raise LaxError("date_from_datetime_parsing", "Input should be a valid date or datetime") from None
+            raise LaxError(
+                "date_from_datetime_parsing", "Input should be a valid date or datetime"
+            ) from None
     try:
         moment = _datetime(value)
     except LaxError as exc:
         if exc.type == "datetime_type":
             raise LaxError("date_type", "Input should be a valid date") from None
-        raise LaxError("date_from_datetime_parsing", "Input should be a valid date or datetime") from None
+        raise LaxError(
+            "date_from_datetime_parsing", "Input should be a valid date or datetime"
+        ) from None
     if moment.time() != dt.time(0):
-        raise LaxError("date_from_datetime_inexact",
-                       "Datetimes provided to dates should have zero time - e.g. be exact dates")
+        raise LaxError(
+            "date_from_datetime_inexact",
+            "Datetimes provided to dates should have zero time - e.g. be exact dates",
+        )
     return moment.date()
 
 
-_SCALARS = {int: _int, float: _float, bool: _bool, str: _str, decimal.Decimal: _decimal,
-            dt.datetime: _datetime, dt.date: _date}
+_SCALARS = {
+    int: _int,
+    float: _float,
+    bool: _bool,
+    str: _str,
+    decimal.Decimal: _decimal,
+    dt.datetime: _datetime,
+    dt.date: _date,
+}
 
 
 def _exact(member: Any, value: Any) -> bool:
@@ -178,7 +202,11 @@ def _exact(member: Any, value: Any) -> bool:
         return value is None
     if member in (int, float):
         return type(value) is member
-    return member in _SCALARS and isinstance(value, member) and not (member is dt.date and isinstance(value, dt.datetime))
+    return (
+        member in _SCALARS
+        and isinstance(value, member)
+        and not (member is dt.date and isinstance(value, dt.datetime))
+    )
 
 
 def union_args(annotation: Any) -> tuple[Any, ...]:
@@ -199,7 +227,11 @@ def coerce(annotation: Any, value: Any) -> Any:
         return _union(typing.get_args(annotation), value)
     if origin in (list, set, frozenset, tuple) and isinstance(value, list):
         args = typing.get_args(annotation)
-        item = args[0] if args and (origin is not tuple or (len(args) == 2 and args[1] is Ellipsis)) else None
+        item = (
+            args[0]
+            if args and (origin is not tuple or (len(args) == 2 and args[1] is Ellipsis))
+            else None
+        )
         if item is None:
             return value
         out = []

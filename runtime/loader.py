@@ -100,14 +100,19 @@ def _system_site_packages(venv: Path) -> list[str]:
         lines = (venv / "pyvenv.cfg").read_text().splitlines()
     except OSError:
         return []
-    config = {key.strip().lower(): value.strip() for key, _, value in (line.partition("=") for line in lines)}
+    config = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (line.partition("=") for line in lines)
+    }
     if config.get("include-system-site-packages", "").lower() != "true" or not config.get("home"):
         return []
     prefix = str(Path(config["home"]).parent)
     return [path for path in site.getsitepackages([prefix]) if Path(path).is_dir()]
 
 
-def import_handlers(routes: list[Route], manifest_path: Path, module_path: Path) -> list[Callable[..., Any]]:
+def import_handlers(
+    routes: list[Route], manifest_path: Path, module_path: Path
+) -> list[Callable[..., Any]]:
     """The function object of every route, in order; errors name the manifest entry."""
     functions = []
     for route in routes:
@@ -116,7 +121,9 @@ def import_handlers(routes: list[Route], manifest_path: Path, module_path: Path)
             module = importlib.import_module(route.module)
         except ModuleNotFoundError as exc:
             if exc.name and (route.module == exc.name or route.module.startswith(exc.name + ".")):
-                raise StartupError(f"{where}: module {route.module!r} not found under {module_path}") from exc
+                raise StartupError(
+                    f"{where}: module {route.module!r} not found under {module_path}"
+                ) from exc
             raise StartupError(f"{where}: importing module {route.module!r} failed: {exc}") from exc
         except Exception as exc:
             raise StartupError(
@@ -124,7 +131,9 @@ def import_handlers(routes: list[Route], manifest_path: Path, module_path: Path)
             ) from exc
         function = getattr(module, route.function, None)
         if function is None:
-            raise StartupError(f"{where}: module {route.module!r} has no function {route.function!r}")
+            raise StartupError(
+                f"{where}: module {route.module!r} has no function {route.function!r}"
+            )
         if not callable(function):
             raise StartupError(f"{where}: {route.module}.{route.function} is not callable")
         functions.append(function)
@@ -137,10 +146,14 @@ def resolve_hook(spec: str) -> Callable[[], Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise StartupError(f"FLASH_STARTUP_HOOK={spec!r}: importing {module_name!r} failed: {exc}") from exc
+        raise StartupError(
+            f"FLASH_STARTUP_HOOK={spec!r}: importing {module_name!r} failed: {exc}"
+        ) from exc
     hook = getattr(module, attribute, None)
     if not callable(hook):
-        raise StartupError(f"FLASH_STARTUP_HOOK={spec!r}: {module_name} has no callable {attribute!r}")
+        raise StartupError(
+            f"FLASH_STARTUP_HOOK={spec!r}: {module_name} has no callable {attribute!r}"
+        )
     return hook
 
 
@@ -185,4 +198,6 @@ async def run_hook(spec: str, hook: Callable[[], Any]) -> None:
             if inspect.isawaitable(result):
                 await result
     except Exception as exc:
-        raise StartupError(f"FLASH_STARTUP_HOOK={spec!r} raised {type(exc).__name__}: {exc}") from exc
+        raise StartupError(
+            f"FLASH_STARTUP_HOOK={spec!r} raised {type(exc).__name__}: {exc}"
+        ) from exc

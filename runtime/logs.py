@@ -44,7 +44,11 @@ structlog = _import_structlog()
 # orjson leaves U+2028, U+2029 and NEL unescaped: valid JSON, but log readers that split lines on
 # them (Python's str.splitlines, JavaScript) would cut a line in two. UTF-8 is self-synchronising,
 # so these byte sequences occur only as those characters, which occur only inside JSON strings.
-_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+_LINE_BREAKS = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
 
 
 def escape_line_breaks(line: bytes) -> bytes:
@@ -56,10 +60,13 @@ def escape_line_breaks(line: bytes) -> bytes:
             line = line.replace(raw, escaped)
     return line
 
+
 # The id of the request being handled, added to every log line written while it is. One
 # ContextVar of the runtime's own: setting it costs less than structlog's bind/unbind, and each
 # request runs in a task (or pool thread) with its own copy of the context.
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("flash_request_id", default=None)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "flash_request_id", default=None
+)
 
 
 def _add_request_id(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +141,16 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(_Unfailing(sys.stdout))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, stdlib_final],
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tail,
+                stdlib_final,
+            ],
         )
     )
     root = logging.getLogger()
@@ -164,21 +179,39 @@ def access_logger() -> AccessLog:
     if _configured["format"] != "json":
         info = structlog.get_logger("runtime.access").info
 
-        def write_console(request_id: str, method: str, path: str, route: str | None, status: int,
-                          seconds: float) -> None:
-            info("request", request_id=request_id, method=method, path=path, route=route, status=status,
-                 duration_ms=round(seconds * 1000, 3))
+        def write_console(
+            request_id: str, method: str, path: str, route: str | None, status: int, seconds: float
+        ) -> None:
+            info(
+                "request",
+                request_id=request_id,
+                method=method,
+                path=path,
+                route=route,
+                status=status,
+                duration_ms=round(seconds * 1000, 3),
+            )
 
         return write_console
     out = _BatchedLines(sys.stdout.buffer)
     clock = _UTCStamps()
 
-    def write(request_id: str, method: str, path: str, route: str | None, status: int, seconds: float) -> None:
-        line = orjson.dumps({
-            "request_id": request_id, "method": method, "path": path, "route": route, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "event": "request", "level": "info",
-            "timestamp": clock.now(),
-        })
+    def write(
+        request_id: str, method: str, path: str, route: str | None, status: int, seconds: float
+    ) -> None:
+        line = orjson.dumps(
+            {
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "event": "request",
+                "level": "info",
+                "timestamp": clock.now(),
+            }
+        )
         out.msg(line if path.isascii() else escape_line_breaks(line))
 
     return write

@@ -80,7 +80,9 @@ def load_manifest(path: Path) -> Manifest:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise StartupError(f"manifest not found: {path} (set FLASH_MANIFEST_PATH or FLASH_MODULE_PATH)") from None
+        raise StartupError(
+            f"manifest not found: {path} (set FLASH_MANIFEST_PATH or FLASH_MODULE_PATH)"
+        ) from None
     except OSError as exc:
         raise StartupError(f"manifest unreadable: {path}: {exc.strerror}") from None
     try:
@@ -104,7 +106,7 @@ def platform_name(name: str) -> str:
     """A deployed endpoint's name as the manifest spells it: runpod-flash adds a `live-` prefix to
     live endpoints and a `-fb` suffix to FlashBoot ones, and strips both when it compares names."""
     if name.startswith("live-"):
-        name = name[len("live-"):]
+        name = name[len("live-") :]
     if name.endswith("-fb"):
         name = name[: -len("-fb")]
     return name
@@ -117,7 +119,9 @@ def select_resource(manifest: Manifest, path: Path, name: str | None) -> tuple[s
             if candidate in manifest.resources:
                 return candidate, manifest.resources[candidate]
         known = ", ".join(sorted(manifest.resources)) or "none"
-        raise StartupError(f"FLASH_RESOURCE_NAME={name!r} is not a resource of {path} (resources: {known})")
+        raise StartupError(
+            f"FLASH_RESOURCE_NAME={name!r} is not a resource of {path} (resources: {known})"
+        )
     balanced = sorted(n for n, r in manifest.resources.items() if r.is_load_balanced)
     if len(balanced) == 1:
         return balanced[0], manifest.resources[balanced[0]]
@@ -151,18 +155,26 @@ def resource_routes(resource_name: str, resource: Resource, path: Path) -> list[
     for index, fn in enumerate(resource.functions):
         entry = f"resources.{resource_name}.functions[{index}] ({fn.name})"
         if not fn.http_method or not fn.http_path:
-            raise StartupError(f"{path}: {entry} has no http_method/http_path, so it cannot be served over HTTP")
+            raise StartupError(
+                f"{path}: {entry} has no http_method/http_path, so it cannot be served over HTTP"
+            )
         method = fn.http_method.upper()
         if method not in HTTP_METHODS:
-            raise StartupError(f"{path}: {entry} has http_method {fn.http_method!r}; expected one of {', '.join(HTTP_METHODS)}")
+            raise StartupError(
+                f"{path}: {entry} has http_method {fn.http_method!r}; expected one of {', '.join(HTTP_METHODS)}"
+            )
         if not fn.http_path.startswith("/"):
-            raise StartupError(f"{path}: {entry} has http_path {fn.http_path!r}; it must start with '/'")
+            raise StartupError(
+                f"{path}: {entry} has http_path {fn.http_path!r}; it must start with '/'"
+            )
         normalized = fn.http_path.rstrip("/") or "/"
         if normalized in RESERVED_PATHS:
             raise StartupError(f"{path}: {entry} uses the reserved route {fn.http_path}")
         key = (method, _PATH_PARAM.sub("{}", fn.http_path))
         if key in seen:
-            raise StartupError(f"{path}: {entry} duplicates the route {method} {fn.http_path} of {seen[key]}")
+            raise StartupError(
+                f"{path}: {entry} duplicates the route {method} {fn.http_path} of {seen[key]}"
+            )
         seen[key] = entry
         routes.append(Route(method, fn.http_path, fn.module, fn.name, entry))
     if not routes:

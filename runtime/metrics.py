@@ -6,8 +6,28 @@ from collections.abc import Callable
 from typing import Any
 
 UNMATCHED = "<unmatched>"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # one label for every path no route matched, to bound cardinality
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+)  # one label for every path no route matched, to bound cardinality
+_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+)
 
 
 class NoMetrics:
@@ -49,24 +69,35 @@ class Metrics:
         self.content_type = CONTENT_TYPE_LATEST
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "flash_requests", "Requests answered, by method, route and status.",
-            ("method", "route", "status"), registry=self.registry,
+            "flash_requests",
+            "Requests answered, by method, route and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "flash_request_duration_seconds", "Time from request start to the end of the response.",
-            ("route", "status"), buckets=_BUCKETS, registry=self.registry,
+            "flash_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            ("route", "status"),
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
-        self.in_flight = Gauge("flash_requests_in_flight", "Requests being served now.", registry=self.registry)
+        self.in_flight = Gauge(
+            "flash_requests_in_flight", "Requests being served now.", registry=self.registry
+        )
         self.pending = Gauge(
             "flash_requests_pending", "Requests waiting for a handler slot.", registry=self.registry
         )
         self.slots = Gauge(
-            "flash_handler_slots_in_use", "Handler slots taken (FLASH_MAX_CONCURRENCY caps them when set).",
+            "flash_handler_slots_in_use",
+            "Handler slots taken (FLASH_MAX_CONCURRENCY caps them when set).",
             registry=self.registry,
         )
         self._children: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
         self.boot = Gauge(
-            "flash_boot_phase_seconds", "Duration of each boot phase.", ("phase",), registry=self.registry
+            "flash_boot_phase_seconds",
+            "Duration of each boot phase.",
+            ("phase",),
+            registry=self.registry,
         )
 
     def request_started(self) -> None:
@@ -82,7 +113,8 @@ class Metrics:
         if children is None:  # labels() costs a lock and a lookup: keep the children per key
             label_route, code = route or UNMATCHED, str(status)
             children = self._children[key] = (
-                self.requests.labels(method, label_route, code), self.latency.labels(label_route, code)
+                self.requests.labels(method, label_route, code),
+                self.latency.labels(label_route, code),
             )
         children[0].inc()
         children[1].observe(seconds)

@@ -53,7 +53,9 @@ def _fresh_id() -> str:
 class RequestContext:
     """Gives every request an id, caps its body, counts it in flight and logs it once done."""
 
-    def __init__(self, app: ASGIApp, health: Health, metrics: Metrics | NoMetrics, max_body_bytes: int):
+    def __init__(
+        self, app: ASGIApp, health: Health, metrics: Metrics | NoMetrics, max_body_bytes: int
+    ):
         self.app = app
         self.health = health
         self.metrics = metrics
@@ -92,7 +94,9 @@ class RequestContext:
         """Log what the app let escape, and answer with the 500 unless a response has started."""
         _log.exception("unhandled error", path=scope["path"])
         if exchange.status == 0:
-            await answer_response(internal_error(exc, exchange.request_id))(scope, exchange.raw_receive, exchange.send)
+            await answer_response(internal_error(exc, exchange.request_id))(
+                scope, exchange.raw_receive, exchange.send
+            )
 
     def _finished(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
         self.health.request_finished()
@@ -110,8 +114,18 @@ class _Exchange:
     number) and whether the body is chunked.
     """
 
-    __slots__ = ("raw_receive", "raw_send", "request_id", "id_header", "limit", "health", "declared",
-                 "received", "body_done", "status")
+    __slots__ = (
+        "raw_receive",
+        "raw_send",
+        "request_id",
+        "id_header",
+        "limit",
+        "health",
+        "declared",
+        "received",
+        "body_done",
+        "status",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int, health: Health):
         request_id: str | None = None
@@ -178,4 +192,3 @@ async def _discard_body(receive: Receive, limit: int) -> None:
         read += len(message.get("body", b""))
         if not message.get("more_body", False):
             return
-

@@ -32,7 +32,9 @@ _VALIDATION_ERROR = {
 _HTTP_VALIDATION_ERROR = {
     "title": "HTTPValidationError",
     "type": "object",
-    "properties": {"detail": {"type": "array", "items": {"$ref": _REF.format(name="ValidationError")}}},
+    "properties": {
+        "detail": {"type": "array", "items": {"$ref": _REF.format(name="ValidationError")}}
+    },
 }
 _ERROR = {
     "title": "Error",
@@ -44,7 +46,7 @@ _ERROR = {
     },
     "required": ["detail"],
 }
-DOCS_HTML = (Path(__file__).parent / "docs.html")
+DOCS_HTML = Path(__file__).parent / "docs.html"
 
 
 class _Schemas:
@@ -68,7 +70,9 @@ class _Schemas:
         if mentions_pydantic(annotation):  # e.g. list[Model]: pydantic describes its own types
             from pydantic import TypeAdapter
 
-            schema = TypeAdapter(annotation).json_schema(ref_template=_REF.replace("{name}", "{model}"))
+            schema = TypeAdapter(annotation).json_schema(
+                ref_template=_REF.replace("{name}", "{model}")
+            )
             self.components.update(schema.pop("$defs", {}))
             return schema
         try:
@@ -78,7 +82,6 @@ class _Schemas:
         self.components.update(components)
         return schema
 
-
     def of_result(self, annotation: Any) -> dict[str, Any]:
         """A response model's schema: pydantic's serialization schema (aliases as written)."""
         if not is_structured(annotation) or "pydantic" not in sys.modules:
@@ -87,7 +90,8 @@ class _Schemas:
 
         try:
             schema = TypeAdapter(annotation).json_schema(
-                mode="serialization", ref_template=_REF.replace("{name}", "{model}"))
+                mode="serialization", ref_template=_REF.replace("{name}", "{model}")
+            )
         except Exception:  # a type pydantic cannot describe
             return {}
         defs = schema.pop("$defs", {})
@@ -96,7 +100,9 @@ class _Schemas:
         if isinstance(annotation, type) and "title" in schema:
             name = annotation.__name__
             if self.components.get(name, schema) != schema:
-                name = f"{name}-Output"  # the input (validation) schema differs, as FastAPI names it
+                name = (
+                    f"{name}-Output"  # the input (validation) schema differs, as FastAPI names it
+                )
             self.components[name] = schema
             return {"$ref": _REF.format(name=name)}
         return schema
@@ -109,12 +115,18 @@ def build_openapi(handlers: list[Handler], title: str, version: str) -> dict[str
     seen_ids: set[str] = set()
     for handler in handlers:
         route, binder = handler.route, handler.binder
-        operation_id = route.function if route.function not in seen_ids else f"{route.function}_{route.method.lower()}"
+        operation_id = (
+            route.function
+            if route.function not in seen_ids
+            else f"{route.function}_{route.method.lower()}"
+        )
         seen_ids.add(operation_id)
         doc = inspect.getdoc(handler.func) or ""
         operation: dict[str, Any] = {
             "operationId": operation_id,
-            "summary": doc.splitlines()[0] if doc else route.function.replace("_", " ").capitalize(),
+            "summary": doc.splitlines()[0]
+            if doc
+            else route.function.replace("_", " ").capitalize(),
             "parameters": [],
             "responses": _responses(schemas, handler),
         }
@@ -141,21 +153,33 @@ def _parameters(schemas: _Schemas, binder: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for param in binder.params:
         if param.source in _LOCATIONS:
-            out.append({
-                "name": param.key,
-                "in": param.source,
-                "required": param.source == "path" or param.required,
-                "schema": _with_default(schemas.of(param.annotation), param),
-            })
+            out.append(
+                {
+                    "name": param.key,
+                    "in": param.source,
+                    "required": param.source == "path" or param.required,
+                    "schema": _with_default(schemas.of(param.annotation), param),
+                }
+            )
         elif param.source == "query_model":
             model = bare(param.annotation)
             schema = model.model_json_schema()
             required = set(schema.get("required", ()))
             for name, field_schema in schema.get("properties", {}).items():
-                out.append({"name": name, "in": "query", "required": name in required, "schema": field_schema})
+                out.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in required,
+                        "schema": field_schema,
+                    }
+                )
         elif param.source == "depends":
-            out.extend(p for p in _parameters(schemas, _dependency_binder(binder, param.name))
-                       if (p["name"], p["in"]) not in {(o["name"], o["in"]) for o in out})
+            out.extend(
+                p
+                for p in _parameters(schemas, _dependency_binder(binder, param.name))
+                if (p["name"], p["in"]) not in {(o["name"], o["in"]) for o in out}
+            )
     return out
 
 
@@ -187,15 +211,22 @@ def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
         }
     form_models = [p for p in binder.params if p.source == "form_model"]
     if form_models and len(binder.params) == 1:
-        return {"required": True,
-                "content": {"multipart/form-data": {"schema": schemas.of(bare(form_models[0].annotation))}}}
+        return {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": schemas.of(bare(form_models[0].annotation))}
+            },
+        }
     body_params = [p for p in binder.params if p.source in ("body", "form", "file", "upload")]
     if not body_params:
         return None
     properties: dict[str, Any] = {}
     for param in body_params:
         if param.source in ("file", "upload"):
-            properties[param.key] = {"type": "string", "contentMediaType": "application/octet-stream"}
+            properties[param.key] = {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+            }
         else:
             properties[param.key] = _with_default(schemas.of(param.annotation), param)
     schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -205,7 +236,10 @@ def _request_body(schemas: _Schemas, handler: Handler) -> dict[str, Any] | None:
     name = f"{handler.route.function}_body"
     schemas.components[name] = {"title": name, **schema}
     media = "multipart/form-data" if binder.is_multipart else "application/json"
-    return {"required": bool(required), "content": {media: {"schema": {"$ref": _REF.format(name=name)}}}}
+    return {
+        "required": bool(required),
+        "content": {media: {"schema": {"$ref": _REF.format(name=name)}}},
+    }
 
 
 def _responses(schemas: _Schemas, handler: Handler) -> dict[str, Any]:
@@ -227,7 +261,9 @@ def _responses(schemas: _Schemas, handler: Handler) -> dict[str, Any]:
     if handler.binder.params:
         responses["422"] = {
             "description": "Validation error",
-            "content": {"application/json": {"schema": {"$ref": _REF.format(name="HTTPValidationError")}}},
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(name="HTTPValidationError")}}
+            },
         }
     responses["500"] = {"description": "The handler raised", "content": error}
     return responses

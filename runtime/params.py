@@ -17,8 +17,17 @@ import msgspec
 from .annotations import strip_annotated
 
 # Marker class name (fastapi.params) -> where the value comes from.
-_SOURCES = {"Query": "query", "Header": "header", "Cookie": "cookie", "Path": "path", "Body": "body",
-            "Form": "form", "File": "file", "Depends": "depends", "Security": "security"}
+_SOURCES = {
+    "Query": "query",
+    "Header": "header",
+    "Cookie": "cookie",
+    "Path": "path",
+    "Body": "body",
+    "Form": "form",
+    "File": "file",
+    "Depends": "depends",
+    "Security": "security",
+}
 _CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
 
 
@@ -53,7 +62,9 @@ def _source_of(obj: Any) -> str | None:
 
 def is_marker(obj: Any) -> bool:
     field_info, depends = _field_info_class(), _depends_class()
-    return (field_info is not None and isinstance(obj, field_info)) or (depends is not None and isinstance(obj, depends))
+    return (field_info is not None and isinstance(obj, field_info)) or (
+        depends is not None and isinstance(obj, depends)
+    )
 
 
 def read_marker(obj: Any) -> Marker:

@@ -73,13 +73,17 @@ def drop_privileges(run_as: RunAs) -> bool:
         os.setgid(run_as.gid)
         os.setuid(run_as.uid)
     except OSError as exc:
-        raise StartupError(f"FLASH_USER: cannot switch to uid {run_as.uid}, gid {run_as.gid}: {exc}") from None
+        raise StartupError(
+            f"FLASH_USER: cannot switch to uid {run_as.uid}, gid {run_as.gid}: {exc}"
+        ) from None
     try:
         os.setuid(0)
     except PermissionError:
         pass
     else:  # pragma: no cover - only a broken kernel or seccomp profile gets here
-        raise StartupError("FLASH_USER: root privileges could be regained after dropping them; refusing to run")
+        raise StartupError(
+            "FLASH_USER: root privileges could be regained after dropping them; refusing to run"
+        )
     # A HOME the new user cannot read breaks apps at import (runpod_flash reads ~/.runpod): the
     # user's own, or /tmp for a uid with no passwd entry (as arbitrary-uid platforms do).
     os.environ["HOME"] = run_as.home or "/tmp"

@@ -42,8 +42,12 @@ class WorkerProcess:
         env.setdefault("FLASH_DRAIN_QUIET", "0")  # nothing balances load in front: close at once
         # Its own session: a Ctrl-C at the terminal reaches the supervisor alone, which sends
         # exactly one SIGTERM (a second signal would make the worker exit without draining).
-        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE], env=env, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_CODE],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         self._exit_reported = False
 
     def report_exit(self) -> None:
@@ -80,7 +84,10 @@ def serve_with_reload(settings: Settings) -> int:
     try:
         import watchfiles
     except ImportError:
-        _log.error("startup error", error="--reload needs watchfiles: pip install 'flash-worker-runtime[reload]'")
+        _log.error(
+            "startup error",
+            error="--reload needs watchfiles: pip install 'flash-worker-runtime[reload]'",
+        )
         return 2
     stop = threading.Event()
 
@@ -94,8 +101,14 @@ def serve_with_reload(settings: Settings) -> int:
     worker = WorkerProcess(settings)
     worker.start()
     _log.info("watching for changes", paths=[str(root) for root in roots])
-    for changes in watchfiles.watch(*roots, watch_filter=watch_filter, stop_event=stop,
-                                    yield_on_timeout=True, rust_timeout=500, raise_interrupt=False):
+    for changes in watchfiles.watch(
+        *roots,
+        watch_filter=watch_filter,
+        stop_event=stop,
+        yield_on_timeout=True,
+        rust_timeout=500,
+        raise_interrupt=False,
+    ):
         worker.report_exit()
         if not changes or stop.is_set():
             continue

@@ -29,11 +29,27 @@ from .manifest import Route
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # pydantic's own JSON for the types orjson knows: UTC as `Z`. No default: anything else goes to
 # pydantic itself.
-_PYDANTIC_LIKE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
-_PLAIN: dict[Any, type] = {dict: dict, list: list, typing.Dict: dict, typing.List: list, Any: object}  # noqa: UP006
+_PYDANTIC_LIKE = (
+    orjson.OPT_SERIALIZE_NUMPY
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_UTC_Z
+)
+# typing.Dict and typing.List are distinct objects from dict and list: both spellings are looked up.
+_PLAIN: dict[Any, type] = {
+    dict: dict,
+    list: list,
+    typing.Dict: dict,  # noqa: UP006
+    typing.List: list,  # noqa: UP006
+    Any: object,
+}
 _STREAMS = {
-    collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
-    collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator,
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.Generator,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
 }
 
 
@@ -62,7 +78,9 @@ class ResultPlan:
         elif unchanged or is_structured(annotation):
             self.model = annotation
             self._adapter = _adapter(annotation)
-            self._plain = _PLAIN.get(annotation) if isinstance(annotation, typing.Hashable) else None
+            self._plain = (
+                _PLAIN.get(annotation) if isinstance(annotation, typing.Hashable) else None
+            )
         if self._adapter is None:
             self.model = self.item_model = None
         # Without a model, jsonable_encoder's way (orjson, the fast path).
@@ -110,8 +128,10 @@ def registered_unchanged(func: Callable[..., Any], route: Route) -> bool:
         return True
     path_params = set(route.path_params)
     body = [
-        (name, hints.get(name, Any)) for name, param in signature.parameters.items()
-        if name != "self" and name not in path_params
+        (name, hints.get(name, Any))
+        for name, param in signature.parameters.items()
+        if name != "self"
+        and name not in path_params
         and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
     ]
     if any(is_pydantic_model(annotation) for _, annotation in body):
@@ -155,9 +175,13 @@ def is_structured(annotation: Any) -> bool:
     """A pydantic model, dataclass or TypedDict, alone or inside list/Optional/dict/Union."""
     if is_pydantic_model(annotation):
         return True
-    if isinstance(annotation, type) and (dataclasses.is_dataclass(annotation) or typing.is_typeddict(annotation)):
+    if isinstance(annotation, type) and (
+        dataclasses.is_dataclass(annotation) or typing.is_typeddict(annotation)
+    ):
         return True
-    if isinstance(annotation, type) and hasattr(annotation, "__required_keys__"):  # typing_extensions
+    if isinstance(annotation, type) and hasattr(
+        annotation, "__required_keys__"
+    ):  # typing_extensions
         return True
     return any(is_structured(arg) for arg in typing.get_args(annotation))
 

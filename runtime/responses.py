@@ -30,13 +30,17 @@ class JSONResponse(Response):
 
     media_type = "application/json"
 
-    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.status_code = status_code
         self.background = None
         if not _has_body(status_code):
             self.body = b""
-            self.raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                                for name, value in (headers or {}).items()]
+            self.raw_headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in (headers or {}).items()
+            ]
         elif headers is None:
             self._plain(encode_json(content), status_code)
         else:
@@ -105,7 +109,10 @@ def wants_events(scope: Scope) -> bool:
 
 
 def stream_response(
-    items: Any, accept: str, run_sync_iter: Any, render: Callable[[Any], bytes] = encode,
+    items: Any,
+    accept: str,
+    run_sync_iter: Any,
+    render: Callable[[Any], bytes] = encode,
 ) -> StreamingResponse:
     """Stream a generator: Server-Sent Events when the client asks for them, else JSON lines."""
     sse = "text/event-stream" in accept
@@ -164,7 +171,9 @@ class GuardedStream(StreamingResponse):
             closer = getattr(self.body_iterator, "aclose", None)
             try:
                 if closer is not None:
-                    await closer()  # runs the generator's `finally` if it started: the user's closes
+                    await (
+                        closer()
+                    )  # runs the generator's `finally` if it started: the user's closes
             finally:
                 if self.on_close is not None:
                     self.on_close()

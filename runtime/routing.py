@@ -64,7 +64,9 @@ class Router:
                 self.patterns.append(pattern)
             pattern.methods.setdefault(entry.method, entry)
 
-    def match(self, method: str, path: str) -> tuple[RouteEntry | None, dict[str, Any], tuple[str, ...]]:
+    def match(
+        self, method: str, path: str
+    ) -> tuple[RouteEntry | None, dict[str, Any], tuple[str, ...]]:
         """(entry, path params, allowed methods when the path exists but not for this method)."""
         methods = self.static.get(path)
         params: dict[str, Any] = {}
@@ -73,7 +75,9 @@ class Router:
                 found = pattern.regex.match(path)
                 if found is not None:
                     methods = pattern.methods
-                    params = {k: pattern.convertors[k].convert(v) for k, v in found.groupdict().items()}
+                    params = {
+                        k: pattern.convertors[k].convert(v) for k, v in found.groupdict().items()
+                    }
                     break
             else:
                 return None, params, ()
@@ -103,10 +107,14 @@ class RoutedApp:
             response = error_response(exc, scope)
         await response(scope, receive, send)
 
-    async def _no_route(self, scope: Scope, receive: Receive, send: Send, allowed: tuple[str, ...]) -> None:
+    async def _no_route(
+        self, scope: Scope, receive: Receive, send: Send, allowed: tuple[str, ...]
+    ) -> None:
         response: Response
         if allowed:
-            response = error_response(HTTPException(405, headers={"Allow": ", ".join(allowed)}), scope)
+            response = error_response(
+                HTTPException(405, headers={"Allow": ", ".join(allowed)}), scope
+            )
         else:
             path = scope["path"]
             # As Starlette (and so the reference) does: `/items/` redirects to `/items` when that exists.

@@ -54,7 +54,11 @@ def exit_by(deadline: float, status: int) -> None:
 
     def expire() -> None:
         time.sleep(max(0.0, deadline - time.monotonic()))
-        alive = sorted(t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread())
+        alive = sorted(
+            t.name
+            for t in threading.enumerate()
+            if not t.daemon and t is not threading.main_thread()
+        )
         _log.warning("threads still running at exit, exiting anyway", threads=alive)
         flush_buffered_lines()
         with contextlib.suppress(ValueError, OSError):
@@ -65,8 +69,13 @@ def exit_by(deadline: float, status: int) -> None:
 
 
 def wire_limits(settings: Settings) -> WireLimits:
-    return WireLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout, settings.max_body_bytes,
-                      settings.body_timeout)
+    return WireLimits(
+        settings.max_header_bytes,
+        settings.max_headers,
+        settings.header_timeout,
+        settings.max_body_bytes,
+        settings.body_timeout,
+    )
 
 
 def bind_address(host: str, port: int) -> str:
@@ -85,7 +94,9 @@ class Server:
         self.signalled_at: float | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self.sockets: list[socket.socket] = []
-        self.backend = _Hypercorn(settings) if settings.server is ServerKind.HYPERCORN else _Uvicorn(settings)
+        self.backend = (
+            _Hypercorn(settings) if settings.server is ServerKind.HYPERCORN else _Uvicorn(settings)
+        )
 
     def bind(self) -> list[socket.socket]:
         """Bind the listeners now, so the port answers (204) while the app still loads."""
@@ -124,7 +135,12 @@ class Server:
             flush_buffered_lines()
             os._exit(1)
         if self.health.state is HealthState.STARTING:
-            _log.info("draining", signal=signal.Signals(signum).name, in_flight=self.health.in_flight, booting=True)
+            _log.info(
+                "draining",
+                signal=signal.Signals(signum).name,
+                in_flight=self.health.in_flight,
+                booting=True,
+            )
             self.health.state = HealthState.DRAINING
             self._stop.set()
             return
@@ -145,7 +161,11 @@ class Server:
         # read it is in flight and will be finished. Only then are idle connections closed.
         await asyncio.sleep(_ACCEPT_GRACE)
         remaining = max(0.0, started + settings.graceful_timeout - time.monotonic())
-        _log.info("finishing in-flight requests", in_flight=self.health.in_flight, within_s=round(remaining, 3))
+        _log.info(
+            "finishing in-flight requests",
+            in_flight=self.health.in_flight,
+            within_s=round(remaining, 3),
+        )
         self.backend.set_graceful_timeout(remaining)
         self._stop.set()
 
@@ -237,9 +257,16 @@ class _Uvicorn:
 
         # proxy_headers off: as under Hypercorn, the client is the TCP peer, never X-Forwarded-For.
         config = uvicorn.Config(
-            app, lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
-            timeout_keep_alive=int(self.settings.keep_alive_timeout), backlog=2048,
-            http=guarded_httptools_protocol(wire_limits(self.settings)), ws=websocket_protocol(),
+            app,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            proxy_headers=False,
+            timeout_keep_alive=int(self.settings.keep_alive_timeout),
+            backlog=2048,
+            http=guarded_httptools_protocol(wire_limits(self.settings)),
+            ws=websocket_protocol(),
         )
         server = _Server(config)
 

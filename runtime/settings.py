@@ -117,11 +117,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         settings = dict(
             module_path=module_path,
             module_name=module_name,
-            manifest_path=Path(reader.text("FLASH_MANIFEST_PATH", None) or manifest_default).resolve(),
+            manifest_path=Path(
+                reader.text("FLASH_MANIFEST_PATH", None) or manifest_default
+            ).resolve(),
             resource_name=reader.text("FLASH_RESOURCE_NAME", None),
             **artifact,
             artifact_max_bytes=reader.number("FLASH_ARTIFACT_MAX_BYTES", 4 << 30, int, _positive),
-            artifact_max_members=reader.number("FLASH_ARTIFACT_MAX_MEMBERS", 200_000, int, _positive),
+            artifact_max_members=reader.number(
+                "FLASH_ARTIFACT_MAX_MEMBERS", 200_000, int, _positive
+            ),
             artifact_cache=_cache_dir(env),
             bytecode_store=_bytecode_store(env),
             run_as=reader.user("FLASH_USER", DEFAULT_USER, deployed),
@@ -130,9 +134,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             host=reader.text("HOST", "0.0.0.0"),
             port=port,
             health_port=reader.number("PORT_HEALTH", port, int, _valid_port),
-            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+            log_level=reader.choice(
+                "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
+            ),
             log_format=reader.choice("LOG_FORMAT", "json", ("json", "console")),
-            server=ServerKind(reader.choice("FLASH_SERVER", "hypercorn", tuple(k.value for k in ServerKind))),
+            server=ServerKind(
+                reader.choice("FLASH_SERVER", "hypercorn", tuple(k.value for k in ServerKind))
+            ),
             max_concurrency=reader.number("FLASH_MAX_CONCURRENCY", 0, int, _non_negative),
             max_pending=reader.number("FLASH_MAX_PENDING", 100, int, _non_negative),
             sync_threads=reader.number("FLASH_SYNC_THREADS", 40, int, _positive),
@@ -141,7 +149,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=reader.number("FLASH_MAX_BODY_BYTES", 31_457_280, int, _positive),
             max_form_fields=reader.number("FLASH_MAX_FORM_FIELDS", 1000, int, _positive),
             max_form_files=reader.number("FLASH_MAX_FORM_FILES", 1000, int, _positive),
-            max_form_part_bytes=reader.number("FLASH_MAX_FORM_PART_BYTES", 1024 * 1024, int, _positive),
+            max_form_part_bytes=reader.number(
+                "FLASH_MAX_FORM_PART_BYTES", 1024 * 1024, int, _positive
+            ),
             graceful_timeout=reader.number("FLASH_GRACEFUL_TIMEOUT", 25.0, float, _non_negative),
             drain_quiet=reader.number("FLASH_DRAIN_QUIET", 1.0, float, _non_negative),
             keep_alive_timeout=reader.number("FLASH_KEEP_ALIVE_TIMEOUT", 600.0, float, _positive),
@@ -191,11 +201,19 @@ def _artifact(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
     wait = reader.number("FLASH_ARTIFACT_WAIT", 90.0, float, _non_negative)
     disabled = reader.flag("FLASH_DISABLE_UNPACK", False)
     if explicit is not None:
-        return {"artifact_path": explicit, "artifact_setting": "FLASH_ARTIFACT_PATH", "artifact_wait": 0.0}
+        return {
+            "artifact_path": explicit,
+            "artifact_setting": "FLASH_ARTIFACT_PATH",
+            "artifact_wait": 0.0,
+        }
     if disabled or not platform_unpacks(env):
         return {"artifact_path": None}
     path = reader.path("FLASH_BUILD_ARTIFACT_PATH") or Path(PLATFORM_ARTIFACT)
-    return {"artifact_path": path, "artifact_setting": "FLASH_BUILD_ARTIFACT_PATH", "artifact_wait": wait}
+    return {
+        "artifact_path": path,
+        "artifact_setting": "FLASH_BUILD_ARTIFACT_PATH",
+        "artifact_wait": wait,
+    }
 
 
 def default_cache_root() -> Path | None:
@@ -242,7 +260,9 @@ class _Reader:
             return None
         return value.strip()
 
-    def text(self, name: str, default: str | None, check: Callable[[str], str | None] | None = None) -> str | None:
+    def text(
+        self, name: str, default: str | None, check: Callable[[str], str | None] | None = None
+    ) -> str | None:
         value = self._raw(name)
         if value is None:
             return default
@@ -256,14 +276,18 @@ class _Reader:
         value = self._raw(name)
         return Path(value).resolve() if value is not None else None
 
-    def number(self, name: str, default: Any, kind: type, check: Callable[[Any], str | None]) -> Any:
+    def number(
+        self, name: str, default: Any, kind: type, check: Callable[[Any], str | None]
+    ) -> Any:
         value = self._raw(name)
         if value is None:
             return default
         try:
             parsed = kind(value)
         except ValueError:
-            self.errors.append(f"{name}={value!r}: not {'an integer' if kind is int else 'a number'}")
+            self.errors.append(
+                f"{name}={value!r}: not {'an integer' if kind is int else 'a number'}"
+            )
             return default
         problem = check(parsed)
         if problem:
@@ -291,7 +315,9 @@ class _Reader:
             return MetricsMode.ALWAYS
         if value.lower() in _FALSE:
             return MetricsMode.NEVER
-        self.errors.append(f"{name}={value!r}: expected health, or a flag (1/0, true/false, yes/no, on/off)")
+        self.errors.append(
+            f"{name}={value!r}: expected health, or a flag (1/0, true/false, yes/no, on/off)"
+        )
         return MetricsMode.HEALTH
 
     def user(self, name: str, default: str, deployed: bool) -> RunAs:
@@ -301,7 +327,9 @@ class _Reader:
             self.errors.append(f"{name}={value!r}: {parsed}")
             return APP_USER
         if parsed.is_root and deployed:
-            self.errors.append(f"{name}={value!r}: application code never runs as root on a deployed worker")
+            self.errors.append(
+                f"{name}={value!r}: application code never runs as root on a deployed worker"
+            )
             return APP_USER
         return parsed
 

@@ -58,23 +58,31 @@ class TarReader:
         overrides: dict[str, str] = {}
         while True:
             header = self._exactly(BLOCK, at_boundary=True)
-            if header is None or header.count(0) == BLOCK:  # the end-of-archive block (or no more data)
+            if (
+                header is None or header.count(0) == BLOCK
+            ):  # the end-of-archive block (or no more data)
                 self._chunks.finish()
                 return
             member, typeflag = _parse_header(header)
             if typeflag in _EXTENDED:
                 if member.size > _META_MAX:
-                    raise TarFormatError(f"an extended header of {member.size} bytes (at most {_META_MAX})")
+                    raise TarFormatError(
+                        f"an extended header of {member.size} bytes (at most {_META_MAX})"
+                    )
                 data = self._exactly(member.size) or b""
                 self._skip(-member.size % BLOCK)
                 if typeflag in _PAX_GLOBAL:
                     if {"path", "linkpath", "size"} & _pax_records(data).keys():
-                        raise TarFormatError("a global pax header sets a member's name, link or size")
+                        raise TarFormatError(
+                            "a global pax header sets a member's name, link or size"
+                        )
                 elif typeflag in _PAX:
                     for key, value in _pax_records(data).items():
                         overrides.setdefault(key, value)  # an earlier header wins, as in tarfile
                 else:
-                    overrides.setdefault("path" if typeflag in _LONG_NAME else "linkpath", _text(data))
+                    overrides.setdefault(
+                        "path" if typeflag in _LONG_NAME else "linkpath", _text(data)
+                    )
                 continue
             _apply(member, overrides)
             overrides = {}
@@ -95,7 +103,7 @@ class TarReader:
         while self._unread > 0:
             if self._offset >= len(self._buffer):
                 self._refill()
-            piece = self._buffer[self._offset:self._offset + self._unread]
+            piece = self._buffer[self._offset : self._offset + self._unread]
             self._offset += len(piece)
             self._unread -= len(piece)
             yield piece
@@ -118,8 +126,8 @@ class TarReader:
         end = self._offset + size
         if end <= len(self._buffer):
             self._offset = end
-            return self._buffer[end - size:end]
-        pieces = [self._buffer[self._offset:]]
+            return self._buffer[end - size : end]
+        pieces = [self._buffer[self._offset :]]
         have = len(pieces[0])
         while have < size:
             chunk = self._chunks.next()
@@ -138,19 +146,25 @@ def _parse_header(header: bytes) -> tuple[Member, bytes]:
     checksum = _octal(header[148:156])
     unsigned = sum(header) - sum(header[148:156]) + 8 * 32  # the checksum field counts as spaces
     if checksum != unsigned and checksum != unsigned - 256 * sum(1 for b in header if b >= 128):
-        raise TarFormatError("a header's checksum does not match (not a tar archive, or a corrupt one)")
+        raise TarFormatError(
+            "a header's checksum does not match (not a tar archive, or a corrupt one)"
+        )
     typeflag = header[156:157]
     size = _number(header[124:136])
     if typeflag in _EXTENDED:
         return Member("", OTHER, 0, size, 0, ""), typeflag
     name = _text(header[:100])
-    if header[345] and header[257:263] == b"ustar\0":  # POSIX ustar's name prefix (GNU's is no prefix)
+    if (
+        header[345] and header[257:263] == b"ustar\0"
+    ):  # POSIX ustar's name prefix (GNU's is no prefix)
         name = _text(header[345:500]) + "/" + name
     kind = _KINDS.get(typeflag, OTHER)
     if kind == FILE and typeflag == b"\0" and name.endswith("/"):
         kind = DIR  # an old tar's directory: a regular file whose name ends with a slash
     linkname = _text(header[157:257]) if kind in (SYMLINK, HARDLINK) else ""
-    return Member(name, kind, _octal(header[100:108]), size, _mtime(_number(header[136:148])), linkname), typeflag
+    return Member(
+        name, kind, _octal(header[100:108]), size, _mtime(_number(header[136:148])), linkname
+    ), typeflag
 
 
 def _apply(member: Member, overrides: dict[str, str]) -> None:
@@ -181,11 +195,13 @@ def _pax_records(data: bytes) -> dict[str, str]:
     position = 0
     while position < len(data) and data[position] != 0:
         space = data.find(b" ", position)
-        length = _decimal(data[position:space].decode("ascii", "replace")) if space > position else 0
+        length = (
+            _decimal(data[position:space].decode("ascii", "replace")) if space > position else 0
+        )
         end = position + length
         if space < 0 or end > len(data) or end <= space + 1 or data[end - 1] != 0x0A:
             raise TarFormatError("a malformed pax header")
-        key, equals, value = data[space + 1:end - 1].partition(b"=")
+        key, equals, value = data[space + 1 : end - 1].partition(b"=")
         if not equals:
             raise TarFormatError("a malformed pax header")
         if value:
@@ -218,7 +234,9 @@ def _octal(field: bytes) -> int:
             pass
     elif not digits:
         return 0
-    raise TarFormatError("a header field is not an octal number (not a tar archive, or a corrupt one)")
+    raise TarFormatError(
+        "a header field is not an octal number (not a tar archive, or a corrupt one)"
+    )
 
 
 def _decimal(text: str) -> int:
@@ -255,7 +273,9 @@ class _Inflater:
         magic = data[:6]
         for prefix, name in _OTHER_COMPRESSION.items():
             if magic.startswith(prefix):
-                raise TarFormatError(f"compressed with {name}; a flash build artifact is a gzip-compressed tar")
+                raise TarFormatError(
+                    f"compressed with {name}; a flash build artifact is a gzip-compressed tar"
+                )
         if not data.startswith(_GZIP):
             while data:  # a plain tar
                 yield data

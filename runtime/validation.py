@@ -23,11 +23,17 @@ from .annotations import bare, is_pydantic_model
 _MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
 _PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
-_CONSTRAINT = re.compile(r"^Expected `(?P<kind>[^`]*)` (?:(?P<op>>=|>|<=|<) (?P<bound>\S+)"
-                         r"|of length (?P<len_op>>=|<=) (?P<length>\d+)|matching regex (?P<pattern>.*)"
-                         r"|that's a multiple of (?P<multiple>\S+))$")
-_BOUNDS = {">=": ("ge", "greater_than_equal", "greater than or equal to"), ">": ("gt", "greater_than", "greater than"),
-           "<=": ("le", "less_than_equal", "less than or equal to"), "<": ("lt", "less_than", "less than")}
+_CONSTRAINT = re.compile(
+    r"^Expected `(?P<kind>[^`]*)` (?:(?P<op>>=|>|<=|<) (?P<bound>\S+)"
+    r"|of length (?P<len_op>>=|<=) (?P<length>\d+)|matching regex (?P<pattern>.*)"
+    r"|that's a multiple of (?P<multiple>\S+))$"
+)
+_BOUNDS = {
+    ">=": ("ge", "greater_than_equal", "greater than or equal to"),
+    ">": ("gt", "greater_than", "greater than"),
+    "<=": ("le", "less_than_equal", "less than or equal to"),
+    "<": ("lt", "less_than", "less than"),
+}
 _KEY = object()  # a dict key msgspec did not name
 # expected type -> (type when the input had the wrong JSON type, type when a string did not parse, msg)
 _TYPES = {
@@ -47,7 +53,10 @@ _PARSING_MSG = {
 
 
 def validation_error(
-    source: str, exc: msgspec.ValidationError, fields: dict[str, Any], data: Callable[[], Any] | None = None
+    source: str,
+    exc: msgspec.ValidationError,
+    fields: dict[str, Any],
+    data: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """One `detail` entry for a msgspec error in the parameters from `source` (body/query/path).
 
@@ -69,8 +78,11 @@ def validation_error(
     if missing:
         return {"type": "missing", "loc": [*loc, missing["field"]], "msg": "Field required"}
     if len(loc) == 1 and message.startswith("Expected `object`"):
-        return {"type": "model_attributes_type", "loc": loc,
-                "msg": "Input should be a valid dictionary or object to extract fields from"}
+        return {
+            "type": "model_attributes_type",
+            "loc": loc,
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+        }
     special = _by_annotation(annotation, message)
     if special is not None:
         return {"type": special[0], "loc": loc, "msg": special[1]}
@@ -78,8 +90,11 @@ def validation_error(
     if expected:
         kind, got = expected["expected"].split(" ")[0], expected["got"]
         if kind == "int" and got == "float":
-            return {"type": "int_from_float", "loc": loc,
-                    "msg": "Input should be a valid integer, got a number with a fractional part"}
+            return {
+                "type": "int_from_float",
+                "loc": loc,
+                "msg": "Input should be a valid integer, got a number with a fractional part",
+            }
         wrong_type, parsing, msg = _TYPES.get(kind, ("value_error", "value_error", message))
         if kind == "bool" and got in ("int", "float", "str"):
             return {"type": parsing, "loc": loc, "msg": _PARSING_MSG["bool"]}
@@ -96,7 +111,16 @@ def _metas(annotation: Any) -> dict[str, Any]:
         base, *extras = typing.get_args(annotation)
         for extra in extras:
             if isinstance(extra, msgspec.Meta):
-                for name in ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern"):
+                for name in (
+                    "gt",
+                    "ge",
+                    "lt",
+                    "le",
+                    "multiple_of",
+                    "min_length",
+                    "max_length",
+                    "pattern",
+                ):
                     if getattr(extra, name) is not None:
                         found[name] = getattr(extra, name)
         return {**_metas(base), **found}
@@ -106,7 +130,9 @@ def _metas(annotation: Any) -> dict[str, Any]:
     return found
 
 
-def _constraint_entry(found: re.Match[str], metas: dict[str, Any], loc: list[Any]) -> dict[str, Any]:
+def _constraint_entry(
+    found: re.Match[str], metas: dict[str, Any], loc: list[Any]
+) -> dict[str, Any]:
     """pydantic's entry for a value outside a constraint (`ge`, `max_length`, `pattern`, ...)."""
     kind = found["kind"]
     if found["op"]:
@@ -122,15 +148,25 @@ def _constraint_entry(found: re.Match[str], metas: dict[str, Any], loc: list[Any
         length = metas.get("max_length" if longest else "min_length", found["length"])
         if kind == "str":
             plural = "" if str(length) == "1" else "s"
-            return {"type": "string_too_long" if longest else "string_too_short", "loc": loc,
-                    "msg": f"String should have {'at most' if longest else 'at least'} {length} character{plural}"}
+            return {
+                "type": "string_too_long" if longest else "string_too_short",
+                "loc": loc,
+                "msg": f"String should have {'at most' if longest else 'at least'} {length} character{plural}",
+            }
         plural = "" if str(length) == "1" else "s"
         what = "Dictionary" if kind == "object" else "List"
-        return {"type": "too_long" if longest else "too_short", "loc": loc,
-                "msg": f"{what} should have {'at most' if longest else 'at least'} {length} item{plural} after validation"}
+        return {
+            "type": "too_long" if longest else "too_short",
+            "loc": loc,
+            "msg": f"{what} should have {'at most' if longest else 'at least'} {length} item{plural} after validation",
+        }
     if found["pattern"] is not None:
         pattern = metas.get("pattern", found["pattern"].strip("'"))
-        return {"type": "string_pattern_mismatch", "loc": loc, "msg": f"String should match pattern '{pattern}'"}
+        return {
+            "type": "string_pattern_mismatch",
+            "loc": loc,
+            "msg": f"String should match pattern '{pattern}'",
+        }
     multiple = metas.get("multiple_of", found["multiple"])
     return {"type": "multiple_of", "loc": loc, "msg": f"Input should be a multiple of {multiple}"}
 
@@ -146,7 +182,10 @@ def _by_annotation(annotation: Any, message: str) -> tuple[str, str] | None:
             return "enum", f"Input should be {choices}"
         if message.startswith("Expected `object`"):
             if dataclasses.is_dataclass(annotation):
-                return "dataclass_type", "Input should be a dictionary or an instance of the dataclass"
+                return (
+                    "dataclass_type",
+                    "Input should be a dictionary or an instance of the dataclass",
+                )
             if is_pydantic_model(annotation):
                 return "model_type", "Input should be a valid dictionary or instance of the model"
     return None
@@ -171,7 +210,9 @@ def _value_type(annotation: Any) -> Any:
     return args[1] if len(args) == 2 else Any
 
 
-def _resolve(tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] | None) -> tuple[list[Any], Any]:
+def _resolve(
+    tokens: list[Any], fields: dict[str, Any], data: Callable[[], Any] | None
+) -> tuple[list[Any], Any]:
     """The pydantic-style location and the annotation of the value that failed."""
     loc: list[Any] = []
     annotation: Any = None

@@ -78,8 +78,11 @@ class _Deadline:
 def refusal(status: int, detail: str, **extra: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The headers and JSON body of an answer given before the app sees the request."""
     body = orjson.dumps({"detail": detail, **extra})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     return headers, body
 
 
@@ -124,7 +127,11 @@ def _guarded_h11(base: type, limits: WireLimits) -> type:
         async def handle(self, event: Any) -> None:
             from hypercorn.events import Closed, RawData
 
-            if isinstance(event, RawData) and not self._head.armed and self.connection.their_state is h11.IDLE:
+            if (
+                isinstance(event, RawData)
+                and not self._head.armed
+                and self.connection.their_state is h11.IDLE
+            ):
                 self._head.start()
             elif isinstance(event, Closed):
                 self._head.cancel()
@@ -202,11 +209,15 @@ def _bare_lf_chunk_line(connection: Any) -> bool:
     buffer = getattr(connection, "_receive_buffer", None)
     if buffer is None or type(reader).__name__ != "ChunkedReader":
         return False
-    if getattr(reader, "_bytes_in_chunk", 1) or getattr(reader, "_bytes_to_discard", b"x") or getattr(reader, "_reading_trailer", True):
+    if (
+        getattr(reader, "_bytes_in_chunk", 1)
+        or getattr(reader, "_bytes_to_discard", b"x")
+        or getattr(reader, "_reading_trailer", True)
+    ):
         return False  # inside a chunk's data or its CRLF, or in the trailer (which h11 reads LF-tolerant)
     pending = bytes(buffer)
     end = pending.find(b"\n")
-    return end != -1 and pending[end - 1:end] != b"\r"
+    return end != -1 and pending[end - 1 : end] != b"\r"
 
 
 def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[str, Any]] | None:
@@ -223,13 +234,19 @@ def _request_problem(request: Any, limits: WireLimits) -> tuple[int, str, dict[s
     if expects:
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
-                return 413, f"Request body exceeds the limit of {limits.max_body_bytes} bytes", {"limit": limits.max_body_bytes}
+                return (
+                    413,
+                    f"Request body exceeds the limit of {limits.max_body_bytes} bytes",
+                    {"limit": limits.max_body_bytes},
+                )
     return None
 
 
 def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+        if name == b"transfer-encoding" or (
+            name == b"content-length" and value.strip() not in (b"0", b"")
+        ):
             return True
     return False
 
@@ -257,7 +274,11 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
                     self._head.start()
             super().data_received(data)
             # httptools buffers a head without bound: refuse once it outgrows the cap unfinished.
-            if self._in_head and not self._refused and self._head_bytes > limits.max_header_bytes + HEAD_SLACK:
+            if (
+                self._in_head
+                and not self._refused
+                and self._head_bytes > limits.max_header_bytes + HEAD_SLACK
+            ):
                 self._refuse(431, f"Request headers exceed {limits.max_header_bytes} bytes")
             if self._in_body and not self._refused:
                 self._body.start()  # the body is still arriving: (re)start its stall deadline
@@ -277,7 +298,11 @@ def guarded_httptools_protocol(limits: WireLimits) -> type:
             if problem is not None:
                 self._refuse(*problem)
                 return
-            if self.parser.should_upgrade() and not self._should_upgrade() and _declares_body(self.headers):
+            if (
+                self.parser.should_upgrade()
+                and not self._should_upgrade()
+                and _declares_body(self.headers)
+            ):
                 # httptools frames an upgrade request as bodyless and uvicorn, not upgrading, reads
                 # on: the body's bytes would be parsed as the next request (a proxy forwards them
                 # as this one's body). Refuse what cannot be framed; without a body it is served.
@@ -335,13 +360,18 @@ def websocket_protocol() -> type | str:
     """
     from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 
-    if AutoWebSocketsProtocol is None or AutoWebSocketsProtocol.__name__ not in ("WebSocketsSansIOProtocol", "WSProtocol"):
+    if AutoWebSocketsProtocol is None or AutoWebSocketsProtocol.__name__ not in (
+        "WebSocketsSansIOProtocol",
+        "WSProtocol",
+    ):
         return "auto"  # none installed, or the legacy protocol, which logs nothing here
 
     class QuietDenialWebSocketProtocol(AutoWebSocketsProtocol):  # type: ignore[misc, valid-type]
         async def send(self, message: Any) -> None:
             await super().send(message)
-            if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            if message["type"] == "websocket.http.response.body" and not message.get(
+                "more_body", False
+            ):
                 self.handshake_complete = True
 
     return QuietDenialWebSocketProtocol

@@ -50,7 +50,12 @@ def base_env(module_path: Path | str) -> dict[str, str]:
     their workers with the development setting FLASH_USER=root unless a test says otherwise
     (tests/test_privileges.py runs the real drop with an interpreter that uid can read).
     """
-    return {**clean_env(), "FLASH_MODULE_PATH": str(module_path), "HOST": "127.0.0.1", "PORT": str(free_port())}
+    return {
+        **clean_env(),
+        "FLASH_MODULE_PATH": str(module_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+    }
 
 
 def clean_env() -> dict[str, str]:
@@ -64,9 +69,15 @@ def clean_env() -> dict[str, str]:
 class Worker:
     """One runtime process: its ports, its output lines, and the means to stop it."""
 
-    def __init__(self, module_path: Path | str, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), python: str = sys.executable,
-                 cwd: Path | None = None, user: int | None = None):
+    def __init__(
+        self,
+        module_path: Path | str,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        python: str = sys.executable,
+        cwd: Path | None = None,
+        user: int | None = None,
+    ):
         self.env = {**base_env(module_path), "LOG_FORMAT": "json", **(env or {})}
         self.port = int(self.env["PORT"])
         self.health_port = int(self.env.get("PORT_HEALTH", self.port))
@@ -113,14 +124,18 @@ class Worker:
                 if predicate(line):
                     return line
             if time.monotonic() > deadline:
-                raise AssertionError(f"no matching log line within {timeout}s:\n{self.output()[-4000:]}")
+                raise AssertionError(
+                    f"no matching log line within {timeout}s:\n{self.output()[-4000:]}"
+                )
             time.sleep(0.05)
 
     def output(self) -> str:
         with self._lines_lock:
             return "\n".join(self.lines)
 
-    def wait_status(self, status: int, path: str = "/ping", timeout: float = 30.0) -> httpx.Response:
+    def wait_status(
+        self, status: int, path: str = "/ping", timeout: float = 30.0
+    ) -> httpx.Response:
         """Poll `path` on the health port until it answers `status`."""
         deadline = time.monotonic() + timeout
         last: object = None
@@ -157,7 +172,9 @@ class Worker:
             if all(gauges.get(name) == value for name, value in wanted.items()):
                 return gauges
             if time.monotonic() > deadline:
-                raise AssertionError(f"gauges never read {wanted} (last: {gauges}):\n{self.output()[-4000:]}")
+                raise AssertionError(
+                    f"gauges never read {wanted} (last: {gauges}):\n{self.output()[-4000:]}"
+                )
             time.sleep(0.02)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
@@ -186,14 +203,26 @@ class Worker:
         self.stop()
 
 
-def run_check(module_path: Path | str, env: dict[str, str] | None = None, timeout: float = 60.0,
-              python: str = sys.executable, cwd: Path | None = None,
-              user: int | None = None) -> subprocess.CompletedProcess:
+def run_check(
+    module_path: Path | str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    python: str = sys.executable,
+    cwd: Path | None = None,
+    user: int | None = None,
+) -> subprocess.CompletedProcess:
     """Run the entrypoint to completion (startup errors, --check) and capture its output."""
     full_env = {**base_env(module_path), **(env or {})}
     args = full_env.pop("_ARGS", "").split()
-    return subprocess.run([python, str(ENTRYPOINT), *args], env=full_env, cwd=cwd, **_as_user(user),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [python, str(ENTRYPOINT), *args],
+        env=full_env,
+        cwd=cwd,
+        **_as_user(user),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _as_user(uid: int | None) -> dict:
@@ -242,7 +271,9 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
         chunk = sock.recv(65536)
@@ -303,29 +334,45 @@ async def quick_async() -> dict:
 
 def hold_app(folder: Path) -> Path:
     """An app serving HOLD_APP: POST /hang (def), /hold (async), /quick (def), /quick-async."""
-    return write_app(folder, lb_manifest(
-        ("hold", "hang", "POST", "/hang"), ("hold", "hold", "POST", "/hold"),
-        ("hold", "quick", "POST", "/quick"), ("hold", "quick_async", "POST", "/quick-async"),
-    ), {"hold.py": HOLD_APP})
+    return write_app(
+        folder,
+        lb_manifest(
+            ("hold", "hang", "POST", "/hang"),
+            ("hold", "hold", "POST", "/hold"),
+            ("hold", "quick", "POST", "/quick"),
+            ("hold", "quick_async", "POST", "/quick-async"),
+        ),
+        {"hold.py": HOLD_APP},
+    )
 
 
 def marks(release: Path, route: str, what: str = "started") -> int:
     """How many HOLD_APP handlers of `route` have `started` (or been `cancelled`) so far."""
     folder = Path(f"{release}.marks")
     prefix = what + route.replace("/", "_") + "."
-    return sum(1 for path in folder.iterdir() if path.name.startswith(prefix)) if folder.is_dir() else 0
+    return (
+        sum(1 for path in folder.iterdir() if path.name.startswith(prefix))
+        if folder.is_dir()
+        else 0
+    )
 
 
-def wait_marks(release: Path, route: str, count: int = 1, what: str = "started", timeout: float = 30.0) -> None:
+def wait_marks(
+    release: Path, route: str, count: int = 1, what: str = "started", timeout: float = 30.0
+) -> None:
     """Wait until `count` HOLD_APP handlers of `route` have `started` (or been `cancelled`)."""
     deadline = time.monotonic() + timeout
     while marks(release, route, what) < count:
         if time.monotonic() > deadline:
-            raise AssertionError(f"{marks(release, route, what)} of {count} {route} handlers {what} within {timeout}s")
+            raise AssertionError(
+                f"{marks(release, route, what)} of {count} {route} handlers {what} within {timeout}s"
+            )
         time.sleep(0.02)
 
 
-def post_in_background(url: str, json: dict | None = None, timeout: float = 60) -> tuple[threading.Thread, list]:
+def post_in_background(
+    url: str, json: dict | None = None, timeout: float = 60
+) -> tuple[threading.Thread, list]:
     """POST from a thread; its response (or the httpx error) lands in the returned list."""
     results: list = []
 

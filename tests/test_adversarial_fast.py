@@ -25,10 +25,15 @@ def test_hostile_input_and_load_leave_no_desync_and_no_leak(server):
         assert all(r.fresh_connection == "served" for r in results)
 
         stats = soak(HOST, worker.port, pid, seconds=4)
-        assert stats.requests > 0 and not stats.lost and not stats.mismatched, (stats.lost, stats.mismatched)
+        assert stats.requests > 0 and not stats.lost and not stats.mismatched, (
+            stats.lost,
+            stats.mismatched,
+        )
         assert set(stats.kinds) == {"json", "get", "sync", "bad-body", "abandoned-stream", "slow"}
 
         back, after = back_to_baseline(HOST, worker.port, pid, baseline)
         assert back, f"before: {baseline}; after: {after}"
         worker.stop()
-        assert not [line for line in worker.logs() if line["level"] in ("error", "critical")], worker.output()[-3000:]
+        assert not [line for line in worker.logs() if line["level"] in ("error", "critical")], (
+            worker.output()[-3000:]
+        )

@@ -80,9 +80,16 @@ def refused(data: bytes, sandbox: Path, limits: UnpackLimits = LIMITS) -> str:
 
 
 def test_a_plain_archive_is_unpacked_with_its_modes_and_times(sandbox):
-    data = (Archive().dir("pkg").file("pkg/__init__.py", b"").file("pkg/run.sh", b"#!/bin/sh\n", 0o755)
-            .file("flash_manifest.json", b"{}").link("pkg/alias.py", "__init__.py")
-            .link("pkg/copy.py", "pkg/__init__.py", tarfile.LNKTYPE).bytes())
+    data = (
+        Archive()
+        .dir("pkg")
+        .file("pkg/__init__.py", b"")
+        .file("pkg/run.sh", b"#!/bin/sh\n", 0o755)
+        .file("flash_manifest.json", b"{}")
+        .link("pkg/alias.py", "__init__.py")
+        .link("pkg/copy.py", "pkg/__init__.py", tarfile.LNKTYPE)
+        .bytes()
+    )
     result = unpack(data, sandbox / "app")
     app = sandbox / "app"
     assert result.members == 6
@@ -104,18 +111,21 @@ def test_members_replace_same_named_entries_and_keep_the_others(sandbox):
     assert (app / "kept.py").read_text() == "mine"
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda a: a.file("../escape.py"), "'..'"),
-    (lambda a: a.file("pkg/../../escape.py"), "'..'"),
-    (lambda a: a.file("/tmp/absolute.py"), "absolute"),
-    (lambda a: a.link("link", "/etc/passwd"), "outside"),
-    (lambda a: a.link("link", "../outside"), "outside"),
-    (lambda a: a.link("pkg/link", "../../outside"), "outside"),
-    (lambda a: a.link("hard", "../escape.py", tarfile.LNKTYPE), "hard link"),
-    (lambda a: a.link("hard", "missing.py", tarfile.LNKTYPE), "hard link"),
-    (lambda a: a.special("fifo", tarfile.FIFOTYPE), "FIFO"),
-    (lambda a: a.special("dev", tarfile.CHRTYPE), "device"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda a: a.file("../escape.py"), "'..'"),
+        (lambda a: a.file("pkg/../../escape.py"), "'..'"),
+        (lambda a: a.file("/tmp/absolute.py"), "absolute"),
+        (lambda a: a.link("link", "/etc/passwd"), "outside"),
+        (lambda a: a.link("link", "../outside"), "outside"),
+        (lambda a: a.link("pkg/link", "../../outside"), "outside"),
+        (lambda a: a.link("hard", "../escape.py", tarfile.LNKTYPE), "hard link"),
+        (lambda a: a.link("hard", "missing.py", tarfile.LNKTYPE), "hard link"),
+        (lambda a: a.special("fifo", tarfile.FIFOTYPE), "FIFO"),
+        (lambda a: a.special("dev", tarfile.CHRTYPE), "device"),
+    ],
+)
 def test_escaping_members_are_refused(sandbox, build, message):
     data = build(Archive().file("flash_manifest.json", b"{}")).bytes()
     assert message in refused(data, sandbox)

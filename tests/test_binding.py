@@ -27,10 +27,22 @@ def _route(method: str, path: str) -> Route:
     return Route(method, path, "app", "handler", "resources.app.functions[0]")
 
 
-def _bind(func, method: str = "GET", path: str = "/h", query: bytes = b"", headers=(), body: bytes = b"",
-          path_params=None):
+def _bind(
+    func,
+    method: str = "GET",
+    path: str = "/h",
+    query: bytes = b"",
+    headers=(),
+    body: bytes = b"",
+    path_params=None,
+):
     binder = Binder(func, _route(method, path))
-    scope = {"type": "http", "query_string": query, "headers": list(headers), "path_params": path_params or {}}
+    scope = {
+        "type": "http",
+        "query_string": query,
+        "headers": list(headers),
+        "path_params": path_params or {},
+    }
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}
@@ -47,33 +59,62 @@ def _error(func, **request) -> dict:
 
 # --- pydantic's lax conversion ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("annotation", "value", "expected"), [
-    (int, True, 1), (int, " 5 ", 5), (int, "1_000", 1000), (int, "007", 7), (int, "+7", 7), (int, "5.00", 5),
-    (float, True, 1.0), (float, " 2.5 ", 2.5), (float, "1_000.5", 1000.5),
-    (bool, 0.0, False), (bool, 1.0, True), (bool, "T", True), (bool, "off", False),
-    (decimal.Decimal, " 2.5 ", decimal.Decimal("2.5")),
-    (dt.datetime, "2024-01-02", dt.datetime(2024, 1, 2)),
-    (dt.date, "2024-01-02T00:00:00", dt.date(2024, 1, 2)),
-    (Union[int, str], "5", "5"), (Union[int, str], True, 1), (Union[bool, int], "1", True),
-    (Union[int, float], 5.0, 5.0), (Union[int, float], "5.5", 5.5), (Optional[int], None, None),
-    (list[int], ["1", " 2"], [1, 2]), (dict[str, float], {"a": "1_0"}, {"a": 10.0}),
-])
+
+@pytest.mark.parametrize(
+    ("annotation", "value", "expected"),
+    [
+        (int, True, 1),
+        (int, " 5 ", 5),
+        (int, "1_000", 1000),
+        (int, "007", 7),
+        (int, "+7", 7),
+        (int, "5.00", 5),
+        (float, True, 1.0),
+        (float, " 2.5 ", 2.5),
+        (float, "1_000.5", 1000.5),
+        (bool, 0.0, False),
+        (bool, 1.0, True),
+        (bool, "T", True),
+        (bool, "off", False),
+        (decimal.Decimal, " 2.5 ", decimal.Decimal("2.5")),
+        (dt.datetime, "2024-01-02", dt.datetime(2024, 1, 2)),
+        (dt.date, "2024-01-02T00:00:00", dt.date(2024, 1, 2)),
+        (Union[int, str], "5", "5"),
+        (Union[int, str], True, 1),
+        (Union[bool, int], "1", True),
+        (Union[int, float], 5.0, 5.0),
+        (Union[int, float], "5.5", 5.5),
+        (Optional[int], None, None),
+        (list[int], ["1", " 2"], [1, 2]),
+        (dict[str, float], {"a": "1_0"}, {"a": 10.0}),
+    ],
+)
 def test_lax_conversion_as_pydantic(annotation, value, expected):
     result = coerce(annotation, value)
     assert result == expected and type(result) is type(expected)
 
 
-@pytest.mark.parametrize(("annotation", "value", "error_type"), [
-    (int, "1e3", "int_parsing"), (int, 5.5, "int_from_float"), (int, None, "int_type"),
-    (bool, " true ", "bool_parsing"), (bool, 0.5, "bool_type"), (bool, 2, "bool_parsing"),
-    (decimal.Decimal, "NaN", "finite_number"), (decimal.Decimal, "Infinity", "finite_number"),
-    (decimal.Decimal, True, "decimal_type"), (decimal.Decimal, "x", "decimal_parsing"),
-    (dt.datetime, "2024-13-01", "datetime_from_date_parsing"),
-    (dt.date, "2024-01-02T03:04:05", "date_from_datetime_inexact"),
-    (dt.datetime, 1e308, "datetime_parsing"), (dt.datetime, 10**30, "datetime_parsing"),
-    (dt.date, 1e20, "date_from_datetime_parsing"),
-    (str, 5, "string_type"),
-])
+@pytest.mark.parametrize(
+    ("annotation", "value", "error_type"),
+    [
+        (int, "1e3", "int_parsing"),
+        (int, 5.5, "int_from_float"),
+        (int, None, "int_type"),
+        (bool, " true ", "bool_parsing"),
+        (bool, 0.5, "bool_type"),
+        (bool, 2, "bool_parsing"),
+        (decimal.Decimal, "NaN", "finite_number"),
+        (decimal.Decimal, "Infinity", "finite_number"),
+        (decimal.Decimal, True, "decimal_type"),
+        (decimal.Decimal, "x", "decimal_parsing"),
+        (dt.datetime, "2024-13-01", "datetime_from_date_parsing"),
+        (dt.date, "2024-01-02T03:04:05", "date_from_datetime_inexact"),
+        (dt.datetime, 1e308, "datetime_parsing"),
+        (dt.datetime, 10**30, "datetime_parsing"),
+        (dt.date, 1e20, "date_from_datetime_parsing"),
+        (str, 5, "string_type"),
+    ],
+)
 def test_lax_refusals_carry_pydantic_types(annotation, value, error_type):
     with pytest.raises(LaxError) as caught:
         coerce(annotation, value)
@@ -88,13 +129,17 @@ def test_lax_error_inside_a_list_names_the_index():
 
 # --- markers ------------------------------------------------------------------------------------
 
+
 def test_header_name_is_hyphenated_and_case_insensitive():
     def handler(x_token: Annotated[str, Header()]):
         return x_token
 
     assert _bind(handler, headers=[(b"x-token", b"abc")]) == {"x_token": "abc"}
     assert _error(handler, headers=[(b"x_token", b"abc")]) == {
-        "type": "missing", "loc": ["header", "x-token"], "msg": "Field required"}
+        "type": "missing",
+        "loc": ["header", "x-token"],
+        "msg": "Field required",
+    }
 
 
 def test_header_alias_and_constraint():
@@ -103,29 +148,40 @@ def test_header_alias_and_constraint():
 
     assert _bind(handler, headers=[(b"x-api-key", b"k"), (b"n", b"5")]) == {"key": "k", "n": 5}
     assert _error(handler, headers=[(b"x-api-key", b"k"), (b"n", b"6")]) == {
-        "type": "less_than_equal", "loc": ["header", "n"], "msg": "Input should be less than or equal to 5"}
+        "type": "less_than_equal",
+        "loc": ["header", "n"],
+        "msg": "Input should be less than or equal to 5",
+    }
 
 
 def test_cookie_values():
     def handler(session: Annotated[str, Cookie()], visits: Annotated[int, Cookie()] = 0):
         return session
 
-    assert _bind(handler, headers=[(b"cookie", b"session=s; visits=3")]) == {"session": "s", "visits": 3}
+    assert _bind(handler, headers=[(b"cookie", b"session=s; visits=3")]) == {
+        "session": "s",
+        "visits": 3,
+    }
     assert _error(handler)["loc"] == ["cookie", "session"]
 
 
-@pytest.mark.parametrize(("query", "error"), [
-    (b"n=0", ("greater_than_equal", "Input should be greater than or equal to 1")),
-    (b"n=1&word=a", ("string_too_short", "String should have at least 2 characters")),
-    (b"n=1&word=abcdef", ("string_too_long", "String should have at most 5 characters")),
-    (b"n=1&word=AB", ("string_pattern_mismatch", "String should match pattern '^[a-z]+$'")),
-    (b"n=1&ratio=1", ("less_than", "Input should be less than 1")),
-    (b"n=1&ratio=0", ("greater_than", "Input should be greater than 0")),
-])
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        (b"n=0", ("greater_than_equal", "Input should be greater than or equal to 1")),
+        (b"n=1&word=a", ("string_too_short", "String should have at least 2 characters")),
+        (b"n=1&word=abcdef", ("string_too_long", "String should have at most 5 characters")),
+        (b"n=1&word=AB", ("string_pattern_mismatch", "String should match pattern '^[a-z]+$'")),
+        (b"n=1&ratio=1", ("less_than", "Input should be less than 1")),
+        (b"n=1&ratio=0", ("greater_than", "Input should be greater than 0")),
+    ],
+)
 def test_query_constraints_as_pydantic_tells_them(query, error):
-    def handler(n: Annotated[int, Query(ge=1)],
-                word: Annotated[str, Query(min_length=2, max_length=5, pattern="^[a-z]+$")] = "ab",
-                ratio: float = Query(0.5, gt=0, lt=1)):
+    def handler(
+        n: Annotated[int, Query(ge=1)],
+        word: Annotated[str, Query(min_length=2, max_length=5, pattern="^[a-z]+$")] = "ab",
+        ratio: float = Query(0.5, gt=0, lt=1),
+    ):
         return n
 
     entry = _error(handler, query=query)
@@ -141,7 +197,9 @@ def test_integer_lt_is_named_as_declared():
 
 
 def test_query_alias_and_field_constraint():
-    def handler(item_id: Annotated[int, Query(alias="item-id")], n: Annotated[int, Field(le=9)] = 1):
+    def handler(
+        item_id: Annotated[int, Query(alias="item-id")], n: Annotated[int, Field(le=9)] = 1
+    ):
         return item_id
 
     assert _bind(handler, query=b"item-id=7&n=9") == {"item_id": 7, "n": 9}
@@ -182,12 +240,15 @@ def test_embedded_model_is_a_key_of_the_body():
     def handler(item: Annotated[Item, Body(embed=True)]):
         return item
 
-    assert _bind(handler, method="PUT", body=b'{"item": {"name": "pen"}}')["item"] == Item(name="pen")
+    assert _bind(handler, method="PUT", body=b'{"item": {"name": "pen"}}')["item"] == Item(
+        name="pen"
+    )
     assert _error(handler, method="PUT", body=b'{"name": "pen"}')["loc"] == ["body", "item"]
 
 
 def test_wrapped_handler_ignores_annotated_markers_like_the_reference():
     """runpod-flash's generated body model drops Annotated: the value is a body key, unconstrained."""
+
     def handler(n: Annotated[int, Query(ge=1)], token: Annotated[str, Header()] = "none"):
         return n
 
@@ -204,6 +265,7 @@ def test_wrapped_handler_keeps_a_default_marker_constraint():
 
 # --- what cannot be served is a startup error naming the route -----------------------------------
 
+
 def _dep():
     return 1
 
@@ -212,9 +274,14 @@ def _gen_dep():
     yield 1
 
 
-@pytest.mark.parametrize("handler", [
-    lambda x=Depends(_dep): x,  # POST without a model: the reference would pass the Depends object
-])
+@pytest.mark.parametrize(
+    "handler",
+    [
+        lambda x=Depends(_dep): (
+            x
+        ),  # POST without a model: the reference would pass the Depends object
+    ],
+)
 def test_depends_on_a_wrapped_body_handler_is_a_startup_error(handler):
     with pytest.raises(StartupError, match=r"POST /h.*Depends"):
         Binder(handler, _route("POST", "/h"))
@@ -230,13 +297,18 @@ def test_unservable_markers_are_startup_errors():
     def stray_path(x: Annotated[int, Path()]):
         return x
 
-    for handler, words in ((generator_dependency, "yield"), (security, "Security"), (stray_path, "Path")):
+    for handler, words in (
+        (generator_dependency, "yield"),
+        (security, "Security"),
+        (stray_path, "Path"),
+    ):
         with pytest.raises(StartupError, match=words) as caught:
             Binder(handler, _route("GET", "/h"))
         assert "GET /h" in str(caught.value)
 
 
 # --- the body as FastAPI parses it ----------------------------------------------------------------
+
 
 def test_body_with_a_bom_nan_or_utf16_is_read_as_json_loads_reads_it():
     def handler(x: float):
@@ -271,6 +343,7 @@ def test_decimal_nan_is_refused_and_unions_are_smart():
 
 def test_a_lone_plain_body_parameter_beside_a_query_model_is_a_startup_error():
     """FastAPI would read the whole body as `payload`; serving it as a key would be a wrong answer."""
+
     def handler(f: Annotated[Filters, Query()], payload: dict):
         return payload
 
@@ -334,10 +407,13 @@ def test_constraint_msgspec_cannot_check_is_a_startup_error():
 
 def test_optional_model_is_wrapped_like_the_reference():
     """runpod-flash only leaves a handler unwrapped for a bare model hint; Optional[Model] is a body key."""
+
     def handler(item: Optional[Item] = None):
         return item
 
-    assert _bind(handler, method="POST", body=b'{"item": {"name": "pen"}}') == {"item": Item(name="pen")}
+    assert _bind(handler, method="POST", body=b'{"item": {"name": "pen"}}') == {
+        "item": Item(name="pen")
+    }
 
 
 def test_union_with_a_literal_is_still_checked():
@@ -352,17 +428,23 @@ def test_body_read_by_json_loads_keeps_big_integers():
     def handler(x: int):
         return x
 
-    assert _bind(handler, method="POST", body=b'\xef\xbb\xbf{"x": 100000000000000000000000000000}') == {"x": 10**29}
+    assert _bind(
+        handler, method="POST", body=b'\xef\xbb\xbf{"x": 100000000000000000000000000000}'
+    ) == {"x": 10**29}
     assert _error(handler, method="POST", body=b'{"x": "\\ud800"}')["type"] == "json_invalid"
 
 
 def test_startup_error_names_the_route_over_the_entrypoint(tmp_path):
     from support import lb_manifest, run_check, write_app
 
-    app = write_app(tmp_path / "app", lb_manifest(("api", "price", "GET", "/price")), {
-        "api.py": "from decimal import Decimal\nfrom fastapi import Query\n\n"
-                  "def price(p: Decimal = Query(Decimal(1), gt=0)):\n    return p\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("api", "price", "GET", "/price")),
+        {
+            "api.py": "from decimal import Decimal\nfrom fastapi import Query\n\n"
+            "def price(p: Decimal = Query(Decimal(1), gt=0)):\n    return p\n",
+        },
+    )
     result = run_check(app, env={"_ARGS": "--check"})
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "startup error" in output, output

@@ -23,9 +23,13 @@ def startup_error(result) -> dict:
 
 
 def test_ping_is_204_while_the_startup_hook_runs_then_200(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {
-        "hello.py": HELLO + "import time\ndef warm():\n    time.sleep(1.5)\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello")),
+        {
+            "hello.py": HELLO + "import time\ndef warm():\n    time.sleep(1.5)\n",
+        },
+    )
     with Worker(app, env={"FLASH_STARTUP_HOOK": "hello:warm"}) as worker:
         first = worker.wait_status(204, timeout=15)
         assert first.content == b""
@@ -42,19 +46,27 @@ def test_ping_is_204_while_the_startup_hook_runs_then_200(tmp_path):
 
 
 def test_async_startup_hook_runs_before_ready(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("state", "loaded", "GET", "/loaded")), {
-        "state.py": "MODEL = None\nasync def load():\n    global MODEL\n    MODEL = 'weights'\n"
-                    "async def loaded() -> dict:\n    return {'model': MODEL}\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("state", "loaded", "GET", "/loaded")),
+        {
+            "state.py": "MODEL = None\nasync def load():\n    global MODEL\n    MODEL = 'weights'\n"
+            "async def loaded() -> dict:\n    return {'model': MODEL}\n",
+        },
+    )
     with Worker(app, env={"FLASH_STARTUP_HOOK": "state:load"}) as worker:
         worker.wait_ready()
         assert httpx.get(worker.url + "/loaded").json() == {"model": "weights"}
 
 
 def test_failing_startup_hook_is_a_startup_error(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {
-        "hello.py": HELLO + "def warm():\n    raise RuntimeError('no weights')\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello")),
+        {
+            "hello.py": HELLO + "def warm():\n    raise RuntimeError('no weights')\n",
+        },
+    )
     with Worker(app, env={"FLASH_STARTUP_HOOK": "hello:warm"}) as worker:
         assert worker.wait_exit(30) == 1
         error = next(line for line in worker.logs() if line["event"] == "startup error")
@@ -72,7 +84,9 @@ def test_module_path_defaults_manifest_path_and_explicit_manifest_path(tmp_path)
 
 def test_resource_name_selects_among_several(tmp_path):
     manifest = lb_manifest(("hello", "hello", "GET", "/a"), name="a")
-    manifest["resources"].update(lb_manifest(("hello", "hello", "GET", "/b"), name="b")["resources"])
+    manifest["resources"].update(
+        lb_manifest(("hello", "hello", "GET", "/b"), name="b")["resources"]
+    )
     app = write_app(tmp_path / "app", manifest, {"hello.py": HELLO})
     with Worker(app, env={"FLASH_RESOURCE_NAME": "b"}) as worker:
         worker.wait_ready()
@@ -81,9 +95,14 @@ def test_resource_name_selects_among_several(tmp_path):
 
 
 def test_artifact_is_unpacked_into_the_module_path(tmp_path):
-    source = write_app(tmp_path / "src", lb_manifest(("pkg.hello", "hello", "GET", "/hello")), {
-        "pkg/__init__.py": "", "pkg/hello.py": HELLO,
-    })
+    source = write_app(
+        tmp_path / "src",
+        lb_manifest(("pkg.hello", "hello", "GET", "/hello")),
+        {
+            "pkg/__init__.py": "",
+            "pkg/hello.py": HELLO,
+        },
+    )
     archive = tmp_path / "artifact.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source, arcname=".")
@@ -107,13 +126,16 @@ def _tar_with(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Pat
     return archive
 
 
-@pytest.mark.parametrize("make_member, message", [
-    (lambda: _file("../escape.py"), "'..'"),
-    (lambda: _file("/tmp/absolute.py"), "absolute"),
-    (lambda: _link("link", "/etc/passwd", tarfile.SYMTYPE), "symlink"),
-    (lambda: _link("link", "../../outside", tarfile.SYMTYPE), "symlink"),
-    (lambda: _link("hard", "../outside", tarfile.LNKTYPE), "hard link"),
-])
+@pytest.mark.parametrize(
+    "make_member, message",
+    [
+        (lambda: _file("../escape.py"), "'..'"),
+        (lambda: _file("/tmp/absolute.py"), "absolute"),
+        (lambda: _link("link", "/etc/passwd", tarfile.SYMTYPE), "symlink"),
+        (lambda: _link("link", "../../outside", tarfile.SYMTYPE), "symlink"),
+        (lambda: _link("hard", "../outside", tarfile.LNKTYPE), "hard link"),
+    ],
+)
 def test_artifact_member_escaping_the_tree_is_refused(tmp_path, make_member, message):
     member, data = make_member()
     archive = _tar_with(tmp_path, member, data)
@@ -141,6 +163,7 @@ def _link(name: str, target: str, kind: bytes):
 
 # --- startup errors: one log line naming the file and entry, non-zero exit -------------------
 
+
 def _fails(app: Path, env: dict | None = None) -> dict:
     result = run_check(app, {**(env or {}), "_ARGS": "--check"})
     assert result.returncode != 0, result.stdout
@@ -150,7 +173,10 @@ def _fails(app: Path, env: dict | None = None) -> dict:
 def test_no_manifest(tmp_path):
     app = write_app(tmp_path / "app", None, {"hello.py": HELLO})
     error = _fails(app)
-    assert "manifest not found" in error["error"] and str(app / "flash_manifest.json") in error["error"]
+    assert (
+        "manifest not found" in error["error"]
+        and str(app / "flash_manifest.json") in error["error"]
+    )
 
 
 def test_manifest_not_json(tmp_path):
@@ -160,27 +186,46 @@ def test_manifest_not_json(tmp_path):
 
 
 def test_manifest_wrong_shape_names_the_entry(tmp_path):
-    app = write_app(tmp_path / "app", {"resources": {"api": {"functions": [{"module": "hello"}]}}}, {})
+    app = write_app(
+        tmp_path / "app", {"resources": {"api": {"functions": [{"module": "hello"}]}}}, {}
+    )
     error = _fails(app)
-    assert "flash_manifest.json" in error["error"] and "$.resources.api.functions[0]" in error["error"]
+    assert (
+        "flash_manifest.json" in error["error"] and "$.resources.api.functions[0]" in error["error"]
+    )
 
 
 def test_unknown_resource(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {"hello.py": HELLO})
+    app = write_app(
+        tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {"hello.py": HELLO}
+    )
     error = _fails(app, {"FLASH_RESOURCE_NAME": "nope"})
     assert "'nope'" in error["error"] and "api" in error["error"]
 
 
 def test_two_load_balanced_resources_and_none_named(tmp_path):
     manifest = lb_manifest(("hello", "hello", "GET", "/a"), name="first")
-    manifest["resources"].update(lb_manifest(("hello", "hello", "GET", "/b"), name="second")["resources"])
+    manifest["resources"].update(
+        lb_manifest(("hello", "hello", "GET", "/b"), name="second")["resources"]
+    )
     app = write_app(tmp_path / "app", manifest, {"hello.py": HELLO})
     error = _fails(app)
-    assert "first" in error["error"] and "second" in error["error"] and "FLASH_RESOURCE_NAME" in error["error"]
+    assert (
+        "first" in error["error"]
+        and "second" in error["error"]
+        and "FLASH_RESOURCE_NAME" in error["error"]
+    )
 
 
 def test_no_load_balanced_resource(tmp_path):
-    manifest = {"resources": {"queue": {"is_load_balanced": False, "functions": [{"name": "hello", "module": "hello"}]}}}
+    manifest = {
+        "resources": {
+            "queue": {
+                "is_load_balanced": False,
+                "functions": [{"name": "hello", "module": "hello"}],
+            }
+        }
+    }
     app = write_app(tmp_path / "app", manifest, {"hello.py": HELLO})
     assert "no resource with is_load_balanced" in _fails(app)["error"]
 
@@ -188,49 +233,70 @@ def test_no_load_balanced_resource(tmp_path):
 def test_missing_module(tmp_path):
     app = write_app(tmp_path / "app", lb_manifest(("missing_mod", "hello", "GET", "/hello")), {})
     error = _fails(app)
-    assert "resources.api.functions[0]" in error["error"] and "'missing_mod' not found" in error["error"]
+    assert (
+        "resources.api.functions[0]" in error["error"]
+        and "'missing_mod' not found" in error["error"]
+    )
 
 
 def test_module_that_fails_to_import_keeps_its_traceback(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("broken", "hello", "GET", "/hello")), {
-        "broken.py": "import json\nraise RuntimeError('bad module')\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("broken", "hello", "GET", "/hello")),
+        {
+            "broken.py": "import json\nraise RuntimeError('bad module')\n",
+        },
+    )
     error = _fails(app)
     assert "bad module" in error["error"] and 'broken.py", line 2' in error["exception"]
 
 
 def test_missing_function(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "nope", "GET", "/hello")), {"hello.py": HELLO})
+    app = write_app(
+        tmp_path / "app", lb_manifest(("hello", "nope", "GET", "/hello")), {"hello.py": HELLO}
+    )
     error = _fails(app)
     assert "has no function 'nope'" in error["error"] and "functions[0]" in error["error"]
 
 
 @pytest.mark.parametrize("path", ["/ping", "/execute"])
 def test_reserved_route(tmp_path, path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", path)), {"hello.py": HELLO})
+    app = write_app(
+        tmp_path / "app", lb_manifest(("hello", "hello", "GET", path)), {"hello.py": HELLO}
+    )
     error = _fails(app)
     assert f"reserved route {path}" in error["error"]
 
 
 def test_duplicate_route(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(
-        ("hello", "hello", "GET", "/hello"), ("hello", "hello", "GET", "/hello")), {"hello.py": HELLO})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello"), ("hello", "hello", "GET", "/hello")),
+        {"hello.py": HELLO},
+    )
     assert "duplicates the route GET /hello" in _fails(app)["error"]
 
 
 def test_path_parameter_missing_from_the_signature(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello/{who}")), {"hello.py": HELLO})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello/{who}")),
+        {"hello.py": HELLO},
+    )
     assert "{who}" in _fails(app)["error"]
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"PORT": "eighty"}, "PORT"),
-    ({"PORT": "70000"}, "PORT"),
-    ({"FLASH_SYNC_THREADS": "0"}, "FLASH_SYNC_THREADS"),
-    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
-    ({"FLASH_OPENAPI": "maybe"}, "FLASH_OPENAPI"),
-    ({"FLASH_GRACEFUL_TIMEOUT": "-1"}, "FLASH_GRACEFUL_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"FLASH_SYNC_THREADS": "0"}, "FLASH_SYNC_THREADS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"FLASH_OPENAPI": "maybe"}, "FLASH_OPENAPI"),
+        ({"FLASH_GRACEFUL_TIMEOUT": "-1"}, "FLASH_GRACEFUL_TIMEOUT"),
+    ],
+)
 def test_bad_setting_is_a_startup_error(tmp_path, env, message):
     result = run_check(CORE_APP, {**env, "_ARGS": "--check"})
     assert result.returncode == 2
@@ -264,7 +330,16 @@ POISON = "raise ImportError('the application folder shadowed the runtime: {name}
 
 
 def test_bundled_copies_of_runtime_dependencies_do_not_replace_the_runtimes(tmp_path):
-    shadowed = ["starlette", "msgspec", "orjson", "structlog", "hypercorn", "h11", "multipart", "anyio"]
+    shadowed = [
+        "starlette",
+        "msgspec",
+        "orjson",
+        "structlog",
+        "hypercorn",
+        "h11",
+        "multipart",
+        "anyio",
+    ]
     files = {f"{name}/__init__.py": POISON.format(name=name) for name in shadowed}
     files["python_multipart/__init__.py"] = POISON.format(name="python_multipart")
     files["hello.py"] = (
@@ -274,8 +349,11 @@ def test_bundled_copies_of_runtime_dependencies_do_not_replace_the_runtimes(tmp_
         "def upload(data: bytes) -> dict:\n"
         "    return {'size': len(data)}\n"
     )
-    app = write_app(tmp_path / "app", lb_manifest(
-        ("hello", "hello", "GET", "/hello"), ("hello", "upload", "POST", "/upload")), files)
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello"), ("hello", "upload", "POST", "/upload")),
+        files,
+    )
     with Worker(app) as worker:
         worker.wait_ready()
         paths = httpx.get(worker.url + "/hello").json()
@@ -288,16 +366,22 @@ def test_bundled_copies_of_runtime_dependencies_do_not_replace_the_runtimes(tmp_
 def test_app_venv_packages_are_importable(tmp_path):
     venv_site = tmp_path / "appvenv" / "lib" / "python3.11" / "site-packages"
     write_app(venv_site, None, {"applib/__init__.py": "VALUE = 'from the app venv'\n"})
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {
-        "hello.py": "import applib\nasync def hello() -> dict:\n    return {'value': applib.VALUE}\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello")),
+        {
+            "hello.py": "import applib\nasync def hello() -> dict:\n    return {'value': applib.VALUE}\n",
+        },
+    )
     with Worker(app, env={"FLASH_APP_VENV": str(tmp_path / "appvenv")}) as worker:
         worker.wait_ready()
         assert httpx.get(worker.url + "/hello").json() == {"value": "from the app venv"}
 
 
 @pytest.mark.parametrize("include", [True, False])
-def test_an_app_venv_with_system_site_packages_sees_its_base_interpreters_packages(tmp_path, include):
+def test_an_app_venv_with_system_site_packages_sees_its_base_interpreters_packages(
+    tmp_path, include
+):
     """As the venv's own python does: `include-system-site-packages = true` in its pyvenv.cfg adds
     the base interpreter's site-packages (the GPU image's torch and numpy), after the venv's own."""
     import sys as _sys
@@ -305,13 +389,25 @@ def test_an_app_venv_with_system_site_packages_sees_its_base_interpreters_packag
     version = f"python{_sys.version_info.major}.{_sys.version_info.minor}"
     base = tmp_path / "base"
     (base / "bin").mkdir(parents=True)
-    write_app(base / "lib" / version / "site-packages", None, {"baselib.py": "VALUE = 'from the base'\n"})
+    write_app(
+        base / "lib" / version / "site-packages", None, {"baselib.py": "VALUE = 'from the base'\n"}
+    )
     venv = tmp_path / "appvenv"
-    write_app(venv / "lib" / version / "site-packages", None, {"applib.py": "VALUE = 'from the app venv'\n"})
-    (venv / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\ninclude-system-site-packages = {str(include).lower()}\n")
-    app = write_app(tmp_path / "app", lb_manifest(("hello", "hello", "GET", "/hello")), {
-        "hello.py": "import applib, baselib\nasync def hello() -> dict:\n    return {'values': [applib.VALUE, baselib.VALUE]}\n",
-    })
+    write_app(
+        venv / "lib" / version / "site-packages",
+        None,
+        {"applib.py": "VALUE = 'from the app venv'\n"},
+    )
+    (venv / "pyvenv.cfg").write_text(
+        f"home = {base / 'bin'}\ninclude-system-site-packages = {str(include).lower()}\n"
+    )
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("hello", "hello", "GET", "/hello")),
+        {
+            "hello.py": "import applib, baselib\nasync def hello() -> dict:\n    return {'values': [applib.VALUE, baselib.VALUE]}\n",
+        },
+    )
     env = {"FLASH_APP_VENV": str(venv), "_ARGS": "--check"}
     result = run_check(app, env)
     if include:
@@ -324,9 +420,14 @@ def test_listening_before_import(tmp_path):
     """The port answers while a module import is still running: the import waits for a file that
     the test writes only once /ping has answered 204."""
     release = tmp_path / "release"
-    app = write_app(tmp_path / "app", lb_manifest(("slowmod", "hello", "GET", "/hello")), {
-        "slowmod.py": f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n" + HELLO,
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("slowmod", "hello", "GET", "/hello")),
+        {
+            "slowmod.py": f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n"
+            + HELLO,
+        },
+    )
     with Worker(app) as worker:
         worker.wait_status(204, timeout=30)
         assert not [line for line in worker.logs() if line["event"] == "boot"]

@@ -42,8 +42,15 @@ def archive(files: dict[str, bytes], links: dict[str, str] | None = None) -> byt
     return buffer.getvalue()
 
 
-APP = archive({"flash_manifest.json": b"{}", "pkg/__init__.py": b"", "pkg/mod.py": b"x = 1\n", "top.py": b"y = 2\n"},
-              {"pkg/alias.py": "mod.py"})
+APP = archive(
+    {
+        "flash_manifest.json": b"{}",
+        "pkg/__init__.py": b"",
+        "pkg/mod.py": b"x = 1\n",
+        "top.py": b"y = 2\n",
+    },
+    {"pkg/alias.py": "mod.py"},
+)
 
 
 @pytest.fixture
@@ -53,7 +60,9 @@ def cache(tmp_path: Path) -> Path:
     return root
 
 
-def boot(data: bytes, cache: Path, app: Path, limits: UnpackLimits = LIMITS) -> appcache.CacheResult:
+def boot(
+    data: bytes, cache: Path, app: Path, limits: UnpackLimits = LIMITS
+) -> appcache.CacheResult:
     return unpack_cached(io.BytesIO(data), "ARTIFACT=test.tar.gz", app, limits, cache)
 
 
@@ -63,6 +72,7 @@ def entries(cache: Path) -> list[str]:
 
 def key_of(data: bytes) -> str:
     import hashlib
+
     return f"{hashlib.sha256(data).hexdigest()}-{python_tag()}"
 
 
@@ -73,10 +83,14 @@ def test_a_miss_builds_an_entry_and_the_next_start_links_it(cache, tmp_path):
     assert first.entry == second.entry == cache / key_of(APP)
     assert entries(cache) == [key_of(APP)]  # no staging left behind
     for app in (tmp_path / "app1", tmp_path / "app2"):
-        assert (app / "pkg").is_symlink() and os.readlink(app / "pkg") == str(first.entry / TREE / "pkg")
+        assert (app / "pkg").is_symlink() and os.readlink(app / "pkg") == str(
+            first.entry / TREE / "pkg"
+        )
         assert (app / "pkg" / "mod.py").read_text() == "x = 1\n"
         assert os.readlink(app / "pkg" / "alias.py") == "mod.py"
-        assert (app / PYCACHE).resolve() == first.entry / TREE / PYCACHE  # top-level modules' bytecode
+        assert (
+            app / PYCACHE
+        ).resolve() == first.entry / TREE / PYCACHE  # top-level modules' bytecode
     assert second.unpacked is not None and second.unpacked.members == first.unpacked.members == 5
     marker = json.loads((first.entry / MARKER).read_text())
     assert marker["key"] == key_of(APP) and len(marker["tree"]) == 64
@@ -87,7 +101,9 @@ def test_python_writes_the_apps_bytecode_into_the_entry(cache, tmp_path):
     pyc = first.entry / TREE / "pkg" / PYCACHE
     pyc.mkdir()
     (pyc / f"mod.{python_tag()}.pyc").write_bytes(b"bytecode")  # as an import would
-    assert boot(APP, cache, tmp_path / "app2").result == "hit"  # __pycache__ is not part of the listing
+    assert (
+        boot(APP, cache, tmp_path / "app2").result == "hit"
+    )  # __pycache__ is not part of the listing
 
 
 def test_the_app_folders_same_named_entries_are_replaced_and_others_kept(cache, tmp_path):
@@ -134,15 +150,18 @@ def test_a_key_mismatch_is_ignored(cache, tmp_path):
     assert result.result == "miss" and "key mismatch" in result.reason
 
 
-@pytest.mark.parametrize("spoil, reason", [
-    (lambda e: e.chmod(0o770), "entry is writable by group or others"),
-    (lambda e: (e / TREE / "pkg").chmod(0o777), "pkg is foreign"),
-    (lambda e: (e / MARKER).chmod(0o666), "marker is writable by group or others"),
-    (lambda e: os.chown(e, 4242, 4242), "entry is owned by uid 4242"),
-    (lambda e: os.chown(e / TREE / "pkg" / "mod.py", 4242, 4242), "pkg/mod.py is foreign"),
-    (lambda e: os.chown(e / MARKER, 4242, 4242), "marker is owned by uid 4242"),
-    (lambda e: (e / TREE / PYCACHE).chmod(0o777), "__pycache__ is foreign"),
-])
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda e: e.chmod(0o770), "entry is writable by group or others"),
+        (lambda e: (e / TREE / "pkg").chmod(0o777), "pkg is foreign"),
+        (lambda e: (e / MARKER).chmod(0o666), "marker is writable by group or others"),
+        (lambda e: os.chown(e, 4242, 4242), "entry is owned by uid 4242"),
+        (lambda e: os.chown(e / TREE / "pkg" / "mod.py", 4242, 4242), "pkg/mod.py is foreign"),
+        (lambda e: os.chown(e / MARKER, 4242, 4242), "marker is owned by uid 4242"),
+        (lambda e: (e / TREE / PYCACHE).chmod(0o777), "__pycache__ is foreign"),
+    ],
+)
 def test_a_foreign_entry_is_ignored(cache, tmp_path, spoil, reason):
     if "chown" in repr(spoil.__code__.co_names) and os.geteuid() != 0:
         pytest.skip("giving a file to another user takes root")
@@ -153,18 +172,26 @@ def test_a_foreign_entry_is_ignored(cache, tmp_path, spoil, reason):
     assert result.entry != entry
 
 
-@pytest.mark.parametrize("spoil, reason", [
-    (lambda c: c.chmod(0o777), "writable by group or others"),
-    (lambda c: os.chown(c, 4242, 4242), "owned by uid 4242"),
-])
-def test_a_foreign_cache_folder_is_ignored_and_the_artifact_unpacked_as_without_one(cache, tmp_path, spoil, reason):
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda c: c.chmod(0o777), "writable by group or others"),
+        (lambda c: os.chown(c, 4242, 4242), "owned by uid 4242"),
+    ],
+)
+def test_a_foreign_cache_folder_is_ignored_and_the_artifact_unpacked_as_without_one(
+    cache, tmp_path, spoil, reason
+):
     if "chown" in repr(spoil.__code__.co_names) and os.geteuid() != 0:
         pytest.skip("giving a file to another user takes root")
     spoil(cache)
     result = boot(APP, cache, tmp_path / "app")
     assert result.result == "ignored" and reason in result.reason
     assert entries(cache) == []
-    assert not (tmp_path / "app" / "pkg").is_symlink() and (tmp_path / "app" / "pkg" / "mod.py").is_file()
+    assert (
+        not (tmp_path / "app" / "pkg").is_symlink()
+        and (tmp_path / "app" / "pkg" / "mod.py").is_file()
+    )
 
 
 def test_an_entry_over_the_current_limits_is_not_used(cache, tmp_path):
@@ -183,6 +210,7 @@ def test_a_hostile_archive_is_refused_with_the_cache_as_without_it(cache, tmp_pa
 def test_a_cache_that_cannot_be_written_falls_back_to_a_plain_unpack(cache, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise UnpackWriteError("ARTIFACT=test.tar.gz: unpacking failed: No space left on device")
+
     monkeypatch.setattr(appcache, "extract", disk_full)
     result = boot(APP, cache, tmp_path / "app")
     assert result.result == "ignored" and "No space left on device" in result.reason
@@ -202,8 +230,10 @@ def test_workers_starting_together_share_one_entry(cache, tmp_path, monkeypatch)
 
     monkeypatch.setattr(appcache, "extract", extract_then_wait)
     results: dict[str, appcache.CacheResult] = {}
-    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, boot(APP, cache, tmp_path / n)))
-               for n in ("a", "b")]
+    threads = [
+        threading.Thread(target=lambda n=n: results.__setitem__(n, boot(APP, cache, tmp_path / n)))
+        for n in ("a", "b")
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -211,7 +241,11 @@ def test_workers_starting_together_share_one_entry(cache, tmp_path, monkeypatch)
     assert {r.result for r in results.values()} == {"miss"}
     assert results["a"].entry == results["b"].entry == cache / key_of(APP)
     assert entries(cache) == [key_of(APP)]
-    assert (tmp_path / "a" / "top.py").read_text() == (tmp_path / "b" / "top.py").read_text() == "y = 2\n"
+    assert (
+        (tmp_path / "a" / "top.py").read_text()
+        == (tmp_path / "b" / "top.py").read_text()
+        == "y = 2\n"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating the folder for another user takes root")
@@ -224,7 +258,9 @@ def test_started_as_root_the_cache_folder_is_made_for_the_app_user(tmp_path):
     assert (tmp_path / "cache").stat().st_uid == 0
 
 
-@pytest.mark.parametrize("value, expected", [("off", None), ("", None), ("0", None), ("/tmp/c", Path("/tmp/c"))])
+@pytest.mark.parametrize(
+    "value, expected", [("off", None), ("", None), ("0", None), ("/tmp/c", Path("/tmp/c"))]
+)
 def test_the_cache_folder_is_a_setting(value, expected):
     assert Settings.from_env({"FLASH_CACHE_DIR": value}).artifact_cache == expected
 

@@ -23,15 +23,25 @@ MULTI = ROOT / "tests" / "apps" / "multi"
 def serve(path: Path | str, *flags: str, env: dict[str, str] | None = None) -> Worker:
     """`entrypoint.py serve PATH --port N` with FLASH_MODULE_PATH pointing elsewhere: the flags win."""
     port = free_port()
-    worker = Worker(ROOT / "manifests" / "example", env=env, args=("serve", str(path), "--port", str(port), *flags))
+    worker = Worker(
+        ROOT / "manifests" / "example",
+        env=env,
+        args=("serve", str(path), "--port", str(port), *flags),
+    )
     worker.port = worker.health_port = port
     return worker
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = clean_env()
-    return subprocess.run([sys.executable, str(ENTRYPOINT), *args], env={**env, "LOG_FORMAT": "json"},
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(ENTRYPOINT), *args],
+        env={**env, "LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def json_lines(text: str) -> list[dict]:
@@ -39,7 +49,9 @@ def json_lines(text: str) -> list[dict]:
 
 
 def copy_app(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "reference.json", "cases.json"))
+    shutil.copytree(
+        source, target, ignore=shutil.ignore_patterns("__pycache__", "reference.json", "cases.json")
+    )
     return target
 
 
@@ -58,6 +70,7 @@ def wait_answer(worker: Worker, path: str, expected: object, timeout: float = 30
 
 
 # --- serve -----------------------------------------------------------------------------------------
+
 
 def test_serve_a_project_folder_by_path():
     with serve(DEMO) as worker:
@@ -102,10 +115,14 @@ def test_reload_restarts_the_worker_on_an_edited_handler(tmp_path):
         worker.wait_log(lambda line: line.get("event") == "watching for changes")
         assert httpx.get(worker.url + "/health").json() == {"status": "healthy"}
         handler = project / "lb_worker.py"
-        handler.write_text(handler.read_text().replace('{"status": "healthy"}', '{"status": "edited"}'))
+        handler.write_text(
+            handler.read_text().replace('{"status": "healthy"}', '{"status": "edited"}')
+        )
         reload = worker.wait_log(lambda line: line.get("event") == "reload", timeout=20)
         assert reload["changed"] == ["lb_worker.py"]
-        wait_answer(worker, "/health", {"status": "edited"})  # the old worker drained, a new one imported the edit
+        wait_answer(
+            worker, "/health", {"status": "edited"}
+        )  # the old worker drained, a new one imported the edit
         worker.signal()
         assert worker.wait_exit() == 0
     with pytest.raises(httpx.ConnectError):  # the supervisor took its worker with it
@@ -120,12 +137,15 @@ def test_reload_survives_a_broken_edit_and_serves_the_fix(tmp_path):
         handler = project / "lb_worker.py"
         good = handler.read_text()
         handler.write_text(good + "\nthis is not python\n")
-        worker.wait_log(lambda line: line.get("event") == "worker exited, waiting for a change", timeout=30)
+        worker.wait_log(
+            lambda line: line.get("event") == "worker exited, waiting for a change", timeout=30
+        )
         handler.write_text(good.replace('{"status": "healthy"}', '{"status": "fixed"}'))
         wait_answer(worker, "/health", {"status": "fixed"})
 
 
 # --- check -----------------------------------------------------------------------------------------
+
 
 def test_check_loads_every_load_balanced_resource():
     result = run_cli("check", str(MULTI))
@@ -150,18 +170,30 @@ def test_check_fails_naming_the_broken_resource(tmp_path):
 
 def test_check_unpacks_an_artifact_once_then_checks_its_resources(tmp_path):
     env = clean_env()
-    env.update(LOG_FORMAT="json", FLASH_ARTIFACT_PATH=str(ROOT / "tests" / "apps" / "kinds" / "artifact.tar.gz"))
-    result = subprocess.run([sys.executable, str(ENTRYPOINT), "check", str(tmp_path / "app")], env=env,
-                            capture_output=True, text=True, timeout=120)
+    env.update(
+        LOG_FORMAT="json",
+        FLASH_ARTIFACT_PATH=str(ROOT / "tests" / "apps" / "kinds" / "artifact.tar.gz"),
+    )
+    result = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "check", str(tmp_path / "app")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert [line["resource"] for line in json_lines(result.stdout) if line["event"] == "check passed"] == ["kinds"]
+    assert [
+        line["resource"] for line in json_lines(result.stdout) if line["event"] == "check passed"
+    ] == ["kinds"]
     assert (tmp_path / "app" / "flash_manifest.json").is_file()
 
 
 def test_check_of_one_named_resource():
     result = run_cli("check", str(MULTI), "--resource", "alpha")
     assert result.returncode == 0
-    assert [line["resource"] for line in json_lines(result.stdout) if line["event"] == "check passed"] == ["alpha"]
+    assert [
+        line["resource"] for line in json_lines(result.stdout) if line["event"] == "check passed"
+    ] == ["alpha"]
 
 
 def test_check_defaults_to_the_current_directory():
@@ -170,12 +202,20 @@ def test_check_defaults_to_the_current_directory():
 
 
 def test_the_environment_only_check_still_refuses_two_resources():
-    result = subprocess.run([sys.executable, str(ENTRYPOINT), "--check"], capture_output=True, text=True,
-                            env={**clean_env(), "FLASH_MODULE_PATH": str(MULTI)}, timeout=120)
-    assert result.returncode == 1 and "several load-balanced resources (alpha, beta)" in result.stdout
+    result = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "--check"],
+        capture_output=True,
+        text=True,
+        env={**clean_env(), "FLASH_MODULE_PATH": str(MULTI)},
+        timeout=120,
+    )
+    assert (
+        result.returncode == 1 and "several load-balanced resources (alpha, beta)" in result.stdout
+    )
 
 
 # --- flags to environment (in-process) -------------------------------------------------------------
+
 
 def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(argv)
@@ -183,14 +223,18 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_flags_are_the_environment_variables(tmp_path):
     (tmp_path / "flash_manifest.json").write_text("{}")
-    env = command_environment(parse("serve", str(tmp_path), "--resource", "r", "--port", "9001", "--host", "::"), {})
+    env = command_environment(
+        parse("serve", str(tmp_path), "--resource", "r", "--port", "9001", "--host", "::"), {}
+    )
     assert env["FLASH_MODULE_PATH"] == str(tmp_path)
     assert env["FLASH_MANIFEST_PATH"] == str(tmp_path / "flash_manifest.json")
     assert (env["FLASH_RESOURCE_NAME"], env["PORT"], env["HOST"]) == ("r", "9001", "::")
 
 
 def test_without_a_path_the_environment_names_the_app(tmp_path):
-    env = command_environment(parse("check"), {"FLASH_MODULE_PATH": str(tmp_path), "HOST": "0.0.0.0"})
+    env = command_environment(
+        parse("check"), {"FLASH_MODULE_PATH": str(tmp_path), "HOST": "0.0.0.0"}
+    )
     assert env == {}
 
 
@@ -206,18 +250,41 @@ def test_a_manifest_file_as_path(tmp_path):
 
 # --- the Makefile ----------------------------------------------------------------------------------
 
+
 def test_make_help_lists_every_target():
     makefiles = [ROOT / "Makefile", *ROOT.glob("*/*.mk")]
-    targets = {match for path in makefiles for match in re.findall(r"^([a-z][a-z-]*):(?!=)", path.read_text(), re.M)}
+    targets = {
+        match
+        for path in makefiles
+        for match in re.findall(r"^([a-z][a-z-]*):(?!=)", path.read_text(), re.M)
+    }
     assert {"run", "dev", "test", "bench", "cluster", "image-cpu"} <= targets
-    shown = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     listed = set(re.findall(r"make ([a-z][a-z-]*)", shown))
     assert targets - {"help"} <= listed, targets - listed
 
 
 def test_make_run_serves_app_with_the_serving_virtualenv_only():
-    plan = subprocess.run(["make", "-n", "--no-print-directory", "run", "APP=tests/apps/multi", "PORT=9123",
-                           "RUN_ARGS=--resource alpha"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    plan = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "run",
+            "APP=tests/apps/multi",
+            "PORT=9123",
+            "RUN_ARGS=--resource alpha",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     [command] = [line for line in plan.splitlines() if "entrypoint.py" in line]
-    assert ".venv-run/bin/python entrypoint.py serve tests/apps/multi --port 9123 --resource alpha" in command
+    assert (
+        ".venv-run/bin/python entrypoint.py serve tests/apps/multi --port 9123 --resource alpha"
+        in command
+    )
     assert "[dev]" not in plan

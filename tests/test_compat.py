@@ -39,7 +39,9 @@ sys.path.insert(0, str(APPS_DIR))
 import record_reference as reference  # noqa: E402
 
 TARGET = os.environ.get("COMPAT_TARGET", "runtime")
-assert TARGET in ("runtime", "reference"), f"COMPAT_TARGET must be runtime or reference, not {TARGET!r}"
+assert TARGET in ("runtime", "reference"), (
+    f"COMPAT_TARGET must be runtime or reference, not {TARGET!r}"
+)
 SECRET = "secret detail"  # the message of the fixture handlers' ValueError: never in a response
 
 
@@ -92,11 +94,14 @@ def servers():
 
 # --- comparison -------------------------------------------------------------------------------
 
+
 def _describe(case: dict[str, Any], response: httpx.Response, expected: Any) -> str:
     request = {k: v for k, v in case.items() if k not in ("name", "deviation", "expect")}
-    return (f"\nrequest:   {json.dumps(request, ensure_ascii=False)}"
-            f"\nours:      {response.status_code} {response.headers.get('content-type')} {response.text[:600]}"
-            f"\nexpected:  {json.dumps(expected, ensure_ascii=False)[:600]}")
+    return (
+        f"\nrequest:   {json.dumps(request, ensure_ascii=False)}"
+        f"\nours:      {response.status_code} {response.headers.get('content-type')} {response.text[:600]}"
+        f"\nexpected:  {json.dumps(expected, ensure_ascii=False)[:600]}"
+    )
 
 
 def _same_json(ours: Any, theirs: Any, vary: list[str]) -> bool:
@@ -134,7 +139,9 @@ def _check_errors(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], why:
             assert ours[0]["type"] == theirs[0]["type"], f"error type differs{why}"
     else:
         assert len(ours) >= 1, why
-        assert ours[0]["loc"] in [e["loc"] for e in theirs], f"error loc not among the reference's{why}"
+        assert ours[0]["loc"] in [e["loc"] for e in theirs], (
+            f"error loc not among the reference's{why}"
+        )
 
 
 def _check_500(response: httpx.Response, why: str) -> None:
@@ -145,7 +152,9 @@ def _check_500(response: httpx.Response, why: str) -> None:
         assert response.json()["detail"] == "Internal Server Error", why
 
 
-def _check_against_reference(case: dict[str, Any], answer: dict[str, Any], response: httpx.Response) -> None:
+def _check_against_reference(
+    case: dict[str, Any], answer: dict[str, Any], response: httpx.Response
+) -> None:
     why = _describe(case, response, answer)
     status = answer["status"]
     assert response.status_code == status, f"status differs{why}"
@@ -154,7 +163,9 @@ def _check_against_reference(case: dict[str, Any], answer: dict[str, Any], respo
             _check_media_type(response, answer["content_type"], why)
         if "json" in answer:
             assert "json" in response.headers.get("content-type", ""), f"not JSON{why}"
-            assert _same_json(response.json(), answer["json"], case.get("vary", [])), f"body differs{why}"
+            assert _same_json(response.json(), answer["json"], case.get("vary", [])), (
+                f"body differs{why}"
+            )
         elif "jsonl" in answer:
             assert reference.json_lines(response.text) == answer["jsonl"], f"JSON lines differ{why}"
         else:
@@ -169,7 +180,9 @@ def _check_against_reference(case: dict[str, Any], answer: dict[str, Any], respo
         if status == 405:
             allowed = {m.strip() for m in response.headers.get("allow", "").split(",") if m.strip()}
             needed = {m.strip() for m in answer.get("allow", "").split(",") if m.strip()}
-            assert needed <= allowed, f"Allow {sorted(allowed)} lacks {sorted(needed - allowed)}{why}"
+            assert needed <= allowed, (
+                f"Allow {sorted(allowed)} lacks {sorted(needed - allowed)}{why}"
+            )
     elif status == 500:
         _check_500(response, why)
 
@@ -182,11 +195,15 @@ def _check_media_type(response: httpx.Response, content_type: str, why: str) -> 
 def _check_expect(case: dict[str, Any], response: httpx.Response) -> None:
     expect = case["expect"]
     why = _describe(case, response, expect) + f"\ndeviation: {case['deviation']}"
-    assert response.status_code == expect["status"], f"status differs from the documented behaviour{why}"
+    assert response.status_code == expect["status"], (
+        f"status differs from the documented behaviour{why}"
+    )
     if "content_type" in expect:
         _check_media_type(response, expect["content_type"], why)
     if "json" in expect:
-        assert _same_json(response.json(), expect["json"], case.get("vary", [])), f"body differs{why}"
+        assert _same_json(response.json(), expect["json"], case.get("vary", [])), (
+            f"body differs{why}"
+        )
     if "jsonl" in expect:
         assert reference.json_lines(response.text) == expect["jsonl"], f"JSON lines differ{why}"
     if "text" in expect:
@@ -199,7 +216,9 @@ def _check_expect(case: dict[str, Any], response: httpx.Response) -> None:
 
 @pytest.mark.parametrize(("app", "resource", "case", "answer"), _params())
 def test_case(servers, app, resource, case, answer):
-    assert answer is not None, f"no recorded answer for {app}/{case['name']}: run tests/apps/record_reference.py {app}"
+    assert answer is not None, (
+        f"no recorded answer for {app}/{case['name']}: run tests/apps/record_reference.py {app}"
+    )
     response = reference.request(servers.url(app, resource), case)
     if "deviation" in case and TARGET == "runtime":
         _check_expect(case, response)
@@ -209,20 +228,26 @@ def test_case(servers, app, resource, case, answer):
 
 # --- the fixtures themselves ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("app", reference.ALL_APPS)
 def test_recorded_answers_match_cases(app):
     """reference.json answers exactly the cases in cases.json (re-record after editing cases)."""
     cases, recorded = _load(app)
     assert list(recorded["answers"]) == [case["name"] for case in cases["cases"]]
     manifest = json.loads((APPS_DIR / app / "flash_manifest.json").read_text())
-    routes = {f"{fn['http_method']} {fn['http_path']}"
-              for res in manifest["resources"].values() for fn in res["functions"] if fn.get("http_method")}
+    routes = {
+        f"{fn['http_method']} {fn['http_path']}"
+        for res in manifest["resources"].values()
+        for fn in res["functions"]
+        if fn.get("http_method")
+    }
     for left_out in recorded["unservable_routes"].values():
         for route in left_out:
             assert route in routes
             covered = [c for c in cases["cases"] if f"{c['method']} {c['path']}" == route]
             assert covered and all("deviation" in c for c in covered), (
-                f"{route}: the reference cannot serve it, so its cases need a deviation and an expect")
+                f"{route}: the reference cannot serve it, so its cases need a deviation and an expect"
+            )
 
 
 @pytest.mark.skipif(TARGET != "runtime", reason="startup errors are the runtime's")
@@ -239,8 +264,15 @@ def test_artifact_serves_like_the_sources(tmp_path):
     runtime into an empty module path answers like the app served from its sources."""
     artifact = APPS_DIR / "kinds" / "artifact.tar.gz"
     cases, recorded = _load("kinds")
-    picked = {"scalars_ok", "scalars_lax_str_numbers", "scalars_missing_one", "model_ok",
-              "get_item_bad", "unknown_route", "fail_async"}
+    picked = {
+        "scalars_ok",
+        "scalars_lax_str_numbers",
+        "scalars_missing_one",
+        "model_ok",
+        "get_item_bad",
+        "unknown_route",
+        "fail_async",
+    }
     module_path = tmp_path / "app"
     module_path.mkdir()
     env = {"FLASH_ARTIFACT_PATH": str(artifact)}
@@ -248,6 +280,7 @@ def test_artifact_serves_like_the_sources(tmp_path):
         worker.wait_ready(timeout=90)
         for case in cases["cases"]:
             if case["name"] in picked:
-                _check_against_reference(case, recorded["answers"][case["name"]],
-                                         reference.request(worker.url, case))
+                _check_against_reference(
+                    case, recorded["answers"][case["name"]], reference.request(worker.url, case)
+                )
     assert (module_path / "kinds_api.py").is_file()

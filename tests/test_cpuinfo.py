@@ -25,12 +25,16 @@ def info() -> dict:
 def reference_info() -> dict:
     """What py-cpuinfo answers on its own in a plain interpreter (it sleeps about 1 s to do so)."""
     code = "import json, cpuinfo; print(json.dumps(cpuinfo.get_cpu_info()))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(done.stdout)
 
 
 def test_the_app_gets_py_cpuinfos_own_answer_from_the_fast_probe(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("probe", "info", "GET", "/info")), {"probe.py": APP})
+    app = write_app(
+        tmp_path / "app", lb_manifest(("probe", "info", "GET", "/info")), {"probe.py": APP}
+    )
     with Worker(app) as worker:
         worker.wait_ready(timeout=60)
         body = httpx.get(worker.url + "/info", timeout=10).json()
@@ -41,7 +45,9 @@ def test_the_app_gets_py_cpuinfos_own_answer_from_the_fast_probe(tmp_path):
 
 
 def test_fast_cpuinfo_can_be_turned_off(tmp_path):
-    app = write_app(tmp_path / "app", lb_manifest(("probe", "info", "GET", "/info")), {"probe.py": APP})
+    app = write_app(
+        tmp_path / "app", lb_manifest(("probe", "info", "GET", "/info")), {"probe.py": APP}
+    )
     with Worker(app, env={"FLASH_FAST_CPUINFO": "0"}) as worker:
         worker.wait_ready(timeout=60)
         body = httpx.get(worker.url + "/info", timeout=10).json()

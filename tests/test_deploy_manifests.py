@@ -16,8 +16,12 @@ HEALTHCHECK = "/opt/flash/healthcheck.py"  # where the images install images/hea
 # preStop `sleep` is in the schemas from 1.30 on (beta, on by default); validate there and latest.
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 # Fields of a Knative RevisionSpec that a Kubernetes PodSpec does not have.
-KNATIVE_REVISION_FIELDS = ("containerConcurrency", "timeoutSeconds", "idleTimeoutSeconds",
-                           "responseStartTimeoutSeconds")
+KNATIVE_REVISION_FIELDS = (
+    "containerConcurrency",
+    "timeoutSeconds",
+    "idleTimeoutSeconds",
+    "responseStartTimeoutSeconds",
+)
 # Container fields Knative's webhook refuses (it runs its own drain through queue-proxy).
 KNATIVE_FORBIDDEN_CONTAINER = ("lifecycle", "stdin", "stdinOnce", "tty", "volumeDevices")
 KNATIVE_RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
@@ -98,8 +102,10 @@ def test_kubernetes_probes_ask_ping_on_port_8000(kubernetes) -> None:
 
 
 def test_liveness_never_kills_a_draining_worker(kubernetes, knative) -> None:
-    containers = (kubernetes["Deployment"]["spec"]["template"]["spec"]["containers"][0],
-                  knative["spec"]["template"]["spec"]["containers"][0])
+    containers = (
+        kubernetes["Deployment"]["spec"]["template"]["spec"]["containers"][0],
+        knative["spec"]["template"]["spec"]["containers"][0],
+    )
     for container in containers:
         probe = container["livenessProbe"]
         # /ping is 503 for up to FLASH_GRACEFUL_TIMEOUT; the first failure may come right away.
@@ -128,9 +134,12 @@ def test_knative_pod_part_matches_the_kubernetes_schemas(knative) -> None:
             http_get = container.get(probe, {}).get("httpGet")
             if http_get is not None:
                 http_get.setdefault("port", container["ports"][0]["containerPort"])
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": knative["metadata"]["name"], **template.get("metadata", {})},
-           "spec": pod_spec}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": knative["metadata"]["name"], **template.get("metadata", {})},
+        "spec": pod_spec,
+    }
     for version in K8S_VERSIONS:
         kubernetes_validate.validate(pod, version, strict=True)
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
@@ -146,7 +155,9 @@ def test_knative_fields_follow_knative_rules(knative) -> None:
     assert not {e["name"] for e in container.get("env", [])} & set(KNATIVE_RESERVED_ENV)
     [port] = container["ports"]
     assert port["name"] in ("http1", "h2c")
-    assert isinstance(spec["containerConcurrency"], int) and 0 <= spec["containerConcurrency"] <= 1000
+    assert (
+        isinstance(spec["containerConcurrency"], int) and 0 <= spec["containerConcurrency"] <= 1000
+    )
     # 600 s is Knative's default max-revision-timeout-seconds.
     assert 0 < spec["timeoutSeconds"] <= 600
     annotations = knative["spec"]["template"]["metadata"]["annotations"]
@@ -162,8 +173,9 @@ def test_knative_timings_and_ports_fit_the_runtime(knative) -> None:
     container = spec["containers"][0]
     # Knative sets PORT to the containerPort; the runtime must parse it as its port.
     port = container["ports"][0]["containerPort"]
-    settings = runtime_settings({**container, "env": [*container["env"],
-                                                     {"name": "PORT", "value": str(port)}]})
+    settings = runtime_settings(
+        {**container, "env": [*container["env"], {"name": "PORT", "value": str(port)}]}
+    )
     assert port == 8000
     assert settings.request_timeout < spec["timeoutSeconds"]
     # timeoutSeconds is also the pod's grace period.

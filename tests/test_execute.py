@@ -46,16 +46,26 @@ def test_round_trip_through_the_client_stubs_payload(dev_worker):
 def test_async_function_and_failures_carry_no_exception_message(dev_worker):
     stub = _stub()
     code = "async def fails():\n    raise ValueError('private detail')\n"
-    response = httpx.post(dev_worker.url + "/execute", json={"function_name": "fails", "function_code": code})
+    response = httpx.post(
+        dev_worker.url + "/execute", json={"function_name": "fails", "function_code": code}
+    )
     body = response.json()
-    assert body["success"] is False and "ValueError" in body["error"] and "private detail" not in body["error"]
+    assert (
+        body["success"] is False
+        and "ValueError" in body["error"]
+        and "private detail" not in body["error"]
+    )
     with pytest.raises(Exception, match="Remote execution failed"):
         stub._handle_response(body)
 
 
 def test_module_path_escaping_its_folder_is_refused(dev_worker, tmp_path):
     for path in ("../evil.py", "/tmp/evil.py", "a/../../evil.py"):
-        payload = {"function_name": "f", "function_code": "def f():\n    return 1\n", "modules": {path: "x = 1\n"}}
+        payload = {
+            "function_name": "f",
+            "function_code": "def f():\n    return 1\n",
+            "modules": {path: "x = 1\n"},
+        }
         response = httpx.post(dev_worker.url + "/execute", json=payload)
         assert response.status_code == 400
         assert response.json()["success"] is False and "escapes" in response.json()["error"]
@@ -80,8 +90,11 @@ def test_execute_is_404_by_default():
 def test_is_live_resource_in_the_manifest_does_not_turn_it_on(tmp_path):
     from support import lb_manifest, write_app
 
-    app = write_app(tmp_path / "app", lb_manifest(("m", "f", "GET", "/f"), is_live_resource=True),
-                    {"m.py": "async def f() -> dict:\n    return {}\n"})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("m", "f", "GET", "/f"), is_live_resource=True),
+        {"m.py": "async def f() -> dict:\n    return {}\n"},
+    )
     with Worker(app) as worker:
         worker.wait_ready()
         assert httpx.post(worker.url + "/execute", json={}).status_code == 404
@@ -89,7 +102,9 @@ def test_is_live_resource_in_the_manifest_does_not_turn_it_on(tmp_path):
 
 @pytest.mark.parametrize("variable", ["RUNPOD_ENDPOINT_ID", "RUNPOD_POD_ID"])
 def test_enabling_it_on_a_deployed_worker_fails_the_boot(variable):
-    result = run_check(CORE_APP, {"FLASH_ENABLE_EXECUTE": "1", variable: "abc123", "_ARGS": "--check"})
+    result = run_check(
+        CORE_APP, {"FLASH_ENABLE_EXECUTE": "1", variable: "abc123", "_ARGS": "--check"}
+    )
     assert result.returncode == 2
     assert variable in result.stdout and "refused on a deployed worker" in result.stdout
 
@@ -109,11 +124,23 @@ def test_non_loopback_client_gets_403_at_the_asgi_level():
 
     async def call(client: tuple[str, int]) -> tuple[int, bytes]:
         body = b'{"function_name": "f", "function_code": "def f():\\n    return 1\\n"}'
-        scope = {"type": "http", "method": "POST", "path": "/execute", "raw_path": b"/execute",
-                 "query_string": b"", "headers": [(b"content-type", b"application/json"),
-                                                  (b"content-length", str(len(body)).encode())],
-                 "client": client, "server": ("127.0.0.1", 8000), "scheme": "http",
-                 "http_version": "1.1", "root_path": "", "asgi": {"version": "3.0"}}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/execute",
+            "raw_path": b"/execute",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": client,
+            "server": ("127.0.0.1", 8000),
+            "scheme": "http",
+            "http_version": "1.1",
+            "root_path": "",
+            "asgi": {"version": "3.0"},
+        }
         sent: list[dict] = []
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 

@@ -23,6 +23,7 @@ def detail(response: httpx.Response) -> dict:
 
 # --- success and binding kinds -------------------------------------------------------------
 
+
 def test_scalars_with_defaults(client):
     r = client.post("/scalars", json={"y": 3})
     assert r.status_code == 200
@@ -46,11 +47,14 @@ def test_literal_enum_optional(client):
     assert r.json() == {"mode": "fast", "color": "green", "note": None, "tags": ["a"]}
 
 
-@pytest.mark.parametrize("body, loc", [
-    ({"mode": "medium", "color": "red"}, ["body", "mode"]),
-    ({"mode": "fast", "color": "blue"}, ["body", "color"]),
-    ({"mode": "fast", "color": "red", "tags": "notalist"}, ["body", "tags"]),
-])
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({"mode": "medium", "color": "red"}, ["body", "mode"]),
+        ({"mode": "fast", "color": "blue"}, ["body", "color"]),
+        ({"mode": "fast", "color": "red", "tags": "notalist"}, ["body", "tags"]),
+    ],
+)
 def test_literal_enum_optional_invalid(client, body, loc):
     r = client.post("/options", json=body)
     assert r.status_code == 422
@@ -73,7 +77,11 @@ def test_nested_container_error_location(client):
 
 
 def test_dataclass_typeddict_struct(client):
-    body = {"point": {"x": "1"}, "person": {"name": "ada", "age": 36}, "box": {"width": 2, "height": 3}}
+    body = {
+        "point": {"x": "1"},
+        "person": {"name": "ada", "age": 36},
+        "box": {"width": 2, "height": 3},
+    }
     r = client.post("/structured", json=body)
     assert r.status_code == 200
     assert r.json() == {
@@ -88,11 +96,18 @@ def test_struct_missing_field_location(client):
     body = {"point": {"x": 1}, "person": {"name": "ada"}, "box": {"width": 2, "height": 3}}
     r = client.post("/structured", json=body)
     assert r.status_code == 422
-    assert detail(r) | {"msg": None} == {"type": "missing", "loc": ["body", "person", "age"], "msg": None}
+    assert detail(r) | {"msg": None} == {
+        "type": "missing",
+        "loc": ["body", "person", "age"],
+        "msg": None,
+    }
 
 
 def test_get_query_parameters(client):
-    r = client.get("/search", params=[("q", "cats"), ("limit", "3"), ("tags", "a"), ("tags", "b"), ("exact", "false")])
+    r = client.get(
+        "/search",
+        params=[("q", "cats"), ("limit", "3"), ("tags", "a"), ("tags", "b"), ("exact", "false")],
+    )
     assert r.status_code == 200
     assert r.json() == {"q": "cats", "limit": 3, "tags": ["a", "b"], "exact": False}
 
@@ -132,7 +147,10 @@ def test_put_sync_handler_runs_in_pool_with_path_and_body(client):
 
 
 def test_patch_and_delete(client):
-    assert client.patch("/items/3", json={"fields": {"a": 1}}).json() == {"item_id": 3, "fields": {"a": 1}}
+    assert client.patch("/items/3", json={"fields": {"a": 1}}).json() == {
+        "item_id": 3,
+        "fields": {"a": 1},
+    }
     assert client.delete("/items/3").json() == {"deleted": 3}
 
 
@@ -161,6 +179,7 @@ def test_none_is_json_null(client):
 
 
 # --- the status table ------------------------------------------------------------------------
+
 
 def test_malformed_json_is_422_json_invalid(client):
     r = client.post("/scalars", content=b'{"y": 1', headers={"content-type": "application/json"})
@@ -203,11 +222,18 @@ def test_wrong_method_is_405_with_allow(client):
 def test_handler_error_is_500_without_the_message(client, core_worker):
     r = client.post("/boom", json={}, headers={"X-Request-ID": "req-boom-1"})
     assert r.status_code == 500
-    assert r.json() == {"detail": "Internal Server Error", "error": "ValueError", "request_id": "req-boom-1"}
+    assert r.json() == {
+        "detail": "Internal Server Error",
+        "error": "ValueError",
+        "request_id": "req-boom-1",
+    }
     assert "secret" not in r.text
     # The traceback goes to the log, with the request id.
     error = core_worker.wait_log(
-        lambda line: line.get("event") == "handler raised" and line.get("request_id") == "req-boom-1")
+        lambda line: (
+            line.get("event") == "handler raised" and line.get("request_id") == "req-boom-1"
+        )
+    )
     assert "secret detail" in error["exception"]
 
 
@@ -216,7 +242,11 @@ def test_request_id_is_echoed_or_generated(client):
     assert r.headers["x-request-id"] == "abc-123"
     generated = {client.post("/scalars", json={"y": 1}).headers["x-request-id"] for _ in range(3)}
     assert len(generated) == 3 and all(len(value) == 32 for value in generated)
-    for response in (client.get("/nowhere"), client.get("/scalars"), client.post("/scalars", json={})):
+    for response in (
+        client.get("/nowhere"),
+        client.get("/scalars"),
+        client.post("/scalars", json={}),
+    ):
         assert response.headers.get("x-request-id")
 
 
@@ -236,13 +266,17 @@ def test_connection_stays_usable_after_an_answer_that_did_not_read_the_body(core
     with socket.create_connection(("127.0.0.1", core_worker.port)) as sock:
         sock.settimeout(5)
         body = b'{"y": 1}'
-        sock.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(
+            b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
         time.sleep(0.1)  # pacing, not a wait: the server reads the head before the body arrives
         sock.sendall(body)
         assert read_response(sock)[0] == 404
-        sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         status, _, payload = read_response(sock)
         assert status == 200 and b'"y":1' in payload
 
@@ -269,10 +303,14 @@ def test_client_gone_mid_body_is_an_access_line_not_an_error(server):
     with Worker(CORE_APP, env={"FLASH_SERVER": server, "FLASH_METRICS": "1"}) as worker:
         worker.wait_ready()
         with socket.create_connection(("127.0.0.1", worker.port)) as sock:
-            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-mid-body\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"y\": 1")
+            sock.sendall(
+                b"POST /scalars HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-mid-body\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"y\": 1"
+            )
             worker.wait_gauges(in_flight=1)  # the server has the request and waits for its body
-        line = worker.wait_log(lambda line: line.get("request_id") == "gone-mid-body" and line["event"] == "request")
+        line = worker.wait_log(
+            lambda line: line.get("request_id") == "gone-mid-body" and line["event"] == "request"
+        )
         assert line["status"] == 400
         assert worker.wait_log(lambda line: line["event"].startswith("client disconnected"))
         assert not [line for line in worker.logs() if line["level"] == "error"]
@@ -287,8 +325,10 @@ def test_a_websocket_upgrade_gets_a_404_json_answer(server):
     with Worker(CORE_APP, env={"FLASH_SERVER": server}) as worker:
         worker.wait_ready()
         with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
-            sock.sendall(b"GET /scalars HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            sock.sendall(
+                b"GET /scalars HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
             answer = b""
             while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
                 chunk = sock.recv(4096)
@@ -300,26 +340,61 @@ def test_a_websocket_upgrade_gets_a_404_json_answer(server):
         assert b"x-request-id:" in head.lower()
         assert json.loads(body) == {"detail": "Not Found"}
         worker.stop()  # every line the refusal could log is printed by now
-        assert not [line for line in worker.logs() if line["level"] in ("error", "critical")], worker.output()
+        assert not [line for line in worker.logs() if line["level"] in ("error", "critical")], (
+            worker.output()
+        )
 
 
-OK_PART = b'--B\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\nxyz\r\n--B--\r\n'
+OK_PART = (
+    b'--B\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\nxyz\r\n--B--\r\n'
+)
 
 
-@pytest.mark.parametrize("body, content_type, detail", [
-    (OK_PART, "multipart/form-data", "Missing boundary in multipart."),
-    (OK_PART, "multipart/form-data; boundary=C", None),
-    (b'--B\r\nX: y\r\n\r\nxyz\r\n--B--\r\n', "multipart/form-data; boundary=B", None),
-    (b'--B\r\nContent-Disposition: form-data; name="' + b"n" * 1_000_000 + b'"\r\n\r\nx\r\n--B--\r\n',
-     "multipart/form-data; boundary=B", None),
-    (b'--B\r\nContent-Disposition: form-data; name="data"\r\nX-H: ' + b"h" * 1_000_000 + b'\r\n\r\nx\r\n--B--\r\n',
-     "multipart/form-data; boundary=B", None),
-    (b"".join(b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(5000)) + OK_PART,
-     "multipart/form-data; boundary=B", "Too many fields. Maximum number of fields is 1000."),
-    (b"&".join(b"f%d=v" % i for i in range(100_000)), "application/x-www-form-urlencoded",
-     "Too many fields. Maximum number of fields is 1000."),
-], ids=["no-boundary", "wrong-boundary", "no-disposition", "1MB-name", "1MB-part-header", "5000-parts",
-        "100k-urlencoded"])
+@pytest.mark.parametrize(
+    "body, content_type, detail",
+    [
+        (OK_PART, "multipart/form-data", "Missing boundary in multipart."),
+        (OK_PART, "multipart/form-data; boundary=C", None),
+        (b'--B\r\nX: y\r\n\r\nxyz\r\n--B--\r\n', "multipart/form-data; boundary=B", None),
+        (
+            b'--B\r\nContent-Disposition: form-data; name="'
+            + b"n" * 1_000_000
+            + b'"\r\n\r\nx\r\n--B--\r\n',
+            "multipart/form-data; boundary=B",
+            None,
+        ),
+        (
+            b'--B\r\nContent-Disposition: form-data; name="data"\r\nX-H: '
+            + b"h" * 1_000_000
+            + b'\r\n\r\nx\r\n--B--\r\n',
+            "multipart/form-data; boundary=B",
+            None,
+        ),
+        (
+            b"".join(
+                b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i
+                for i in range(5000)
+            )
+            + OK_PART,
+            "multipart/form-data; boundary=B",
+            "Too many fields. Maximum number of fields is 1000.",
+        ),
+        (
+            b"&".join(b"f%d=v" % i for i in range(100_000)),
+            "application/x-www-form-urlencoded",
+            "Too many fields. Maximum number of fields is 1000.",
+        ),
+    ],
+    ids=[
+        "no-boundary",
+        "wrong-boundary",
+        "no-disposition",
+        "1MB-name",
+        "1MB-part-header",
+        "5000-parts",
+        "100k-urlencoded",
+    ],
+)
 def test_malformed_or_oversized_forms_are_400_not_500(client, body, content_type, detail):
     """What FastAPI answers: 400 with the form parser's message; the part and field limits are the
     FLASH_MAX_FORM_* settings."""
@@ -331,11 +406,16 @@ def test_malformed_or_oversized_forms_are_400_not_500(client, body, content_type
 
 
 def test_the_form_limits_are_settings():
-    parts = b"".join(b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(20))
+    parts = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(20)
+    )
     with Worker(CORE_APP, env={"FLASH_MAX_FORM_FIELDS": "10"}) as worker:
         worker.wait_ready()
-        response = httpx.post(worker.url + "/upload", content=parts + OK_PART,
-                              headers={"content-type": "multipart/form-data; boundary=B"})
+        response = httpx.post(
+            worker.url + "/upload",
+            content=parts + OK_PART,
+            headers={"content-type": "multipart/form-data; boundary=B"},
+        )
     assert response.status_code == 400
     assert response.json() == {"detail": "Too many fields. Maximum number of fields is 10."}
 
@@ -345,11 +425,17 @@ def test_a_handlers_own_413_keeps_its_detail(tmp_path):
     handler is answered with its own detail, as FastAPI does."""
     from support import lb_manifest, write_app
 
-    app = write_app(tmp_path / "app", lb_manifest(("images", "add", "POST", "/images")), {"images.py": (
-        "from starlette.exceptions import HTTPException\n\n"
-        "async def add(count: int) -> dict:\n"
-        "    raise HTTPException(status_code=413, detail='too many images')\n"
-    )})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("images", "add", "POST", "/images")),
+        {
+            "images.py": (
+                "from starlette.exceptions import HTTPException\n\n"
+                "async def add(count: int) -> dict:\n"
+                "    raise HTTPException(status_code=413, detail='too many images')\n"
+            )
+        },
+    )
     with Worker(app, env={"FLASH_MAX_BODY_BYTES": "100"}) as worker:
         worker.wait_ready()
         own = httpx.post(worker.url + "/images", json={"count": 3})

@@ -29,7 +29,12 @@ async def _concurrently(url: str, count: int, json: dict) -> list[httpx.Response
 
 def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after(tmp_path):
     release = tmp_path / "release"
-    env = {"FLASH_MAX_CONCURRENCY": "2", "FLASH_MAX_PENDING": "3", "FLASH_METRICS": "1", "HOLD_RELEASE": str(release)}
+    env = {
+        "FLASH_MAX_CONCURRENCY": "2",
+        "FLASH_MAX_PENDING": "3",
+        "FLASH_METRICS": "1",
+        "HOLD_RELEASE": str(release),
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         held = [post_in_background(worker.url + "/hold") for _ in range(5)]
@@ -42,7 +47,9 @@ def test_over_the_cap_exactly_the_expected_503s_each_with_retry_after(tmp_path):
             refused = httpx.post(worker.url + path, json={}, timeout=30)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert refused.json() == {"detail": "The worker is at capacity; retry shortly"}
-        assert marks(release, "/hold") == 2  # none of the waiting or refused ones reached its handler
+        assert (
+            marks(release, "/hold") == 2
+        )  # none of the waiting or refused ones reached its handler
         release.touch()
         for thread, results in held:
             thread.join(30)
@@ -67,8 +74,13 @@ def test_async_handler_past_the_timeout_gets_504_and_is_cancelled(tmp_path):
 
 def test_sync_handler_timeout_keeps_its_slot_until_the_thread_ends(tmp_path):
     release = tmp_path / "release"
-    env = {"FLASH_REQUEST_TIMEOUT": "1", "FLASH_MAX_CONCURRENCY": "1", "FLASH_MAX_PENDING": "5",
-           "FLASH_METRICS": "1", "HOLD_RELEASE": str(release)}
+    env = {
+        "FLASH_REQUEST_TIMEOUT": "1",
+        "FLASH_MAX_CONCURRENCY": "1",
+        "FLASH_MAX_PENDING": "5",
+        "FLASH_METRICS": "1",
+        "HOLD_RELEASE": str(release),
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         r = httpx.post(worker.url + "/hang", json={}, timeout=60)
@@ -90,8 +102,10 @@ def test_body_over_the_cap_by_content_length_is_413_without_reading_it():
         before = rss_kib(worker.proc.pid)
         with socket.create_connection(("127.0.0.1", worker.port)) as sock:
             # Declare 200 MB and send only the headers: the answer must come without the body.
-            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 209715200\r\n\r\n")
+            sock.sendall(
+                b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 209715200\r\n\r\n"
+            )
             sock.settimeout(5)
             status, _, payload = read_response(sock)
         assert status == 413
@@ -109,8 +123,10 @@ def test_chunked_body_over_the_cap_is_413_and_memory_does_not_grow_by_its_size()
         chunk = b"x" * 65536
         sent = 0
         with socket.create_connection(("127.0.0.1", worker.port)) as sock:
-            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(
+                b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
             try:
                 for _ in range(1600):  # up to 100 MB, unless the server stops us first
                     sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -127,10 +143,12 @@ def test_chunked_body_over_the_cap_is_413_and_memory_does_not_grow_by_its_size()
         assert sent < 100 * 1024 * 1024, "the server read the whole chunked body"
         grew = rss_kib(worker.proc.pid) - before
         assert grew < 20 * 1024, f"RSS grew by {grew} KiB"
+
         # The 413 as a client library sees it:
         def body():
             for _ in range(40):
                 yield chunk
+
         r = httpx.post(worker.url + "/scalars", content=body(), timeout=10)
         assert r.status_code == 413 and r.json()["limit"] == limit
 
@@ -141,8 +159,9 @@ def test_ping_answers_while_40_def_handlers_are_stuck_and_200_clients_wait(tmp_p
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         results: list = []
-        runner = threading.Thread(target=lambda: results.extend(
-            asyncio.run(_concurrently(worker.url + "/hang", 240, {}))))
+        runner = threading.Thread(
+            target=lambda: results.extend(asyncio.run(_concurrently(worker.url + "/hang", 240, {})))
+        )
         runner.start()
         worker.wait_gauges(in_flight=240, timeout=60)
         wait_marks(release, "/hang", 40)  # every thread of the pool is held
@@ -206,7 +225,12 @@ async def _steady_load(url: str, stop: threading.Event, workers: int, outcome: d
             except httpx.HTTPError as exc:
                 outcome["lost"].append(repr(exc))
                 continue
-            if r.status_code == 200 and r.json() == {"y": 1, "ratio": 1.5, "name": "anon", "flag": False}:
+            if r.status_code == 200 and r.json() == {
+                "y": 1,
+                "ratio": 1.5,
+                "name": "anon",
+                "flag": False,
+            }:
                 outcome["ok"] += 1
                 if r.headers.get("connection") == "close":
                     outcome["while_draining"] += 1
@@ -223,8 +247,9 @@ def test_sigterm_under_steady_load_loses_no_accepted_request():
         worker.wait_ready()
         outcome: dict = {"ok": 0, "while_draining": 0, "refused": 0, "lost": []}
         stop = threading.Event()
-        loader = threading.Thread(target=lambda: asyncio.run(
-            _steady_load(worker.url + "/scalars", stop, 16, outcome)))
+        loader = threading.Thread(
+            target=lambda: asyncio.run(_steady_load(worker.url + "/scalars", stop, 16, outcome))
+        )
         loader.start()
         try:
             deadline = time.monotonic() + 60
@@ -236,13 +261,21 @@ def test_sigterm_under_steady_load_loses_no_accepted_request():
         finally:
             stop.set()
             loader.join(30)
-        served = [line for line in worker.logs() if line.get("event") == "request" and line["status"] == 200]
-        print(f"steady load: ok={outcome['ok']} (while draining {outcome['while_draining']}) "
-              f"refused={outcome['refused']} lost={len(outcome['lost'])}")
+        served = [
+            line
+            for line in worker.logs()
+            if line.get("event") == "request" and line["status"] == 200
+        ]
+        print(
+            f"steady load: ok={outcome['ok']} (while draining {outcome['while_draining']}) "
+            f"refused={outcome['refused']} lost={len(outcome['lost'])}"
+        )
         assert code == 0
         assert outcome["while_draining"] > 0  # requests arriving while draining were served
         assert outcome["lost"] == []
-        assert len(served) == outcome["ok"]  # every response the server completed reached its client
+        assert (
+            len(served) == outcome["ok"]
+        )  # every response the server completed reached its client
 
 
 def test_metrics_parse_and_count_the_requests_sent():
@@ -259,21 +292,28 @@ def test_metrics_parse_and_count_the_requests_sent():
         families = {f.name: f for f in text_string_to_metric_families(text)}
         counts = {
             (s.labels["route"], s.labels["status"]): s.value
-            for s in families["flash_requests"].samples if s.name == "flash_requests_total"
+            for s in families["flash_requests"].samples
+            if s.name == "flash_requests_total"
         }
         assert counts[("/scalars", "200")] == 7
         assert counts[("/scalars", "422")] == 3
         assert counts[("<unmatched>", "404")] == 1
         histogram = {
-            s.labels["status"]: s.value for s in families["flash_request_duration_seconds"].samples
+            s.labels["status"]: s.value
+            for s in families["flash_request_duration_seconds"].samples
             if s.name.endswith("_count") and s.labels["route"] == "/scalars"
         }
         assert histogram == {"200": 7, "422": 3}
-        assert {s.labels["phase"] for s in families["flash_boot_phase_seconds"].samples} >= {"manifest", "import"}
+        assert {s.labels["phase"] for s in families["flash_boot_phase_seconds"].samples} >= {
+            "manifest",
+            "import",
+        }
         assert "flash_requests_in_flight" in families and "flash_requests_pending" in families
 
 
-@pytest.mark.parametrize("mode, main, health", [("health", 404, 200), ("1", 200, 200), ("0", 404, 404)])
+@pytest.mark.parametrize(
+    "mode, main, health", [("health", 404, 200), ("1", 200, 200), ("0", 404, 404)]
+)
 def test_metrics_placement_follows_the_setting(mode, main, health):
     from support import free_port
 
@@ -302,7 +342,9 @@ def test_a_pool_full_of_timed_out_threads_turns_ping_defunct_and_refuses_at_once
         assert (ping.status_code, ping.json()) == (503, {"status": "defunct"})
         refused = httpx.post(worker.url + "/quick", json={}, timeout=30)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-        assert httpx.post(worker.url + "/quick-async", json={}, timeout=30).json() == {"quick": "async"}
+        assert httpx.post(worker.url + "/quick-async", json={}, timeout=30).json() == {
+            "quick": "async"
+        }
         worker.wait_log(lambda line: line["event"].startswith("capacity lost"))
         release.touch()
         worker.wait_status(200, timeout=15)
@@ -312,14 +354,21 @@ def test_a_pool_full_of_timed_out_threads_turns_ping_defunct_and_refuses_at_once
 
 def test_every_slot_held_past_its_deadline_turns_ping_defunct(tmp_path):
     release = tmp_path / "release"
-    env = {"FLASH_MAX_CONCURRENCY": "1", "FLASH_REQUEST_TIMEOUT": "1", "FLASH_MAX_QUEUE_WAIT": "0.5",
-           "HOLD_RELEASE": str(release)}
+    env = {
+        "FLASH_MAX_CONCURRENCY": "1",
+        "FLASH_REQUEST_TIMEOUT": "1",
+        "FLASH_MAX_QUEUE_WAIT": "0.5",
+        "HOLD_RELEASE": str(release),
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         assert httpx.post(worker.url + "/hang", json={}, timeout=10).status_code == 504
         ping = httpx.get(worker.url + "/ping", timeout=30)
         assert (ping.status_code, ping.json()) == (503, {"status": "defunct"})
-        for path in ("/quick", "/quick-async"):  # the slot may come back: they wait their bounded time
+        for path in (
+            "/quick",
+            "/quick-async",
+        ):  # the slot may come back: they wait their bounded time
             refused = httpx.post(worker.url + path, json={}, timeout=10)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         release.touch()
@@ -330,8 +379,12 @@ def test_every_slot_held_past_its_deadline_turns_ping_defunct(tmp_path):
 def test_waiting_in_line_is_bounded(tmp_path):
     """FLASH_MAX_QUEUE_WAIT: a request that found every slot busy waits that long, then gets 503."""
     release = tmp_path / "release"
-    env = {"FLASH_MAX_CONCURRENCY": "1", "FLASH_MAX_QUEUE_WAIT": "0.5", "HOLD_RELEASE": str(release),
-           "FLASH_METRICS": "1"}
+    env = {
+        "FLASH_MAX_CONCURRENCY": "1",
+        "FLASH_MAX_QUEUE_WAIT": "0.5",
+        "HOLD_RELEASE": str(release),
+        "FLASH_METRICS": "1",
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         holder, results = post_in_background(worker.url + "/hold")

@@ -12,7 +12,9 @@ from support import CORE_APP, Worker
 def test_boot_and_access_lines_are_json(core_worker):
     httpx.post(core_worker.url + "/scalars", json={"y": 1}, headers={"X-Request-ID": "log-check-1"})
     httpx.get(core_worker.url + "/ping")
-    core_worker.wait_log(lambda line: line.get("request_id") == "log-check-1" and line["event"] == "request")
+    core_worker.wait_log(
+        lambda line: line.get("request_id") == "log-check-1" and line["event"] == "request"
+    )
     logs = core_worker.logs()
     boot = next(line for line in logs if line["event"] == "boot")
     assert boot["level"] == "info" and boot["resource"] == "core"
@@ -23,8 +25,15 @@ def test_boot_and_access_lines_are_json(core_worker):
     mine = [line for line in access if line.get("request_id") == "log-check-1"]
     assert len(mine) == 1
     assert mine[0] | {"duration_ms": 0, "timestamp": ""} == {
-        "event": "request", "level": "info", "request_id": "log-check-1", "method": "POST",
-        "path": "/scalars", "route": "/scalars", "status": 200, "duration_ms": 0, "timestamp": "",
+        "event": "request",
+        "level": "info",
+        "request_id": "log-check-1",
+        "method": "POST",
+        "path": "/scalars",
+        "route": "/scalars",
+        "status": 200,
+        "duration_ms": 0,
+        "timestamp": "",
     }
     assert not any(line["path"] == "/ping" for line in access)
 
@@ -63,14 +72,26 @@ def test_unicode_line_separators_from_requests_are_escaped_in_log_lines(tmp_path
     (str.splitlines, JavaScript) would cut the line: they are written as escapes."""
     from support import lb_manifest, write_app
 
-    app = write_app(tmp_path / "app", lb_manifest(("shout", "shout", "GET", "/shout")), {"shout.py": LOGS_SEPARATORS})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("shout", "shout", "GET", "/shout")),
+        {"shout.py": LOGS_SEPARATORS},
+    )
     with Worker(app) as worker:
         worker.wait_ready()
         path = "/shout%E2%80%A8%C2%85"  # a 404 whose path carries the characters
         httpx.get(worker.url + path, headers={"X-Request-ID": "sep-1"})
-        httpx.get(worker.url + "/shout", params={"text": "a\u2028b\u2029c\x85d"}, headers={"X-Request-ID": "sep-2"})
-        worker.wait_log(lambda line: line.get("request_id") == "sep-2" and line["event"] == "request")
-        worker.wait_log(lambda line: line.get("request_id") == "sep-1" and line["event"] == "request")
+        httpx.get(
+            worker.url + "/shout",
+            params={"text": "a\u2028b\u2029c\x85d"},
+            headers={"X-Request-ID": "sep-2"},
+        )
+        worker.wait_log(
+            lambda line: line.get("request_id") == "sep-2" and line["event"] == "request"
+        )
+        worker.wait_log(
+            lambda line: line.get("request_id") == "sep-1" and line["event"] == "request"
+        )
         warning = worker.wait_log(lambda line: line["event"].startswith("said "))
         assert warning["event"] == "said a\u2028b\u2029c\x85d"
         for line in worker.lines:
@@ -93,8 +114,13 @@ def test_json_logs_do_not_import_the_terminal_pretty_printers(tmp_path):
     import importlib.util
 
     from support import lb_manifest, write_app
-    assert importlib.util.find_spec("rich") is not None, "the dev environment has rich (runpod-flash brings it)"
-    app = write_app(tmp_path / "app", lb_manifest(("loaded", "loaded", "GET", "/loaded")), {"loaded.py": LOADED})
+
+    assert importlib.util.find_spec("rich") is not None, (
+        "the dev environment has rich (runpod-flash brings it)"
+    )
+    app = write_app(
+        tmp_path / "app", lb_manifest(("loaded", "loaded", "GET", "/loaded")), {"loaded.py": LOADED}
+    )
     with Worker(app) as worker:
         worker.wait_ready()
         assert httpx.get(worker.url + "/loaded").json() == []
@@ -107,11 +133,15 @@ def test_the_boot_line_names_the_slowest_imports(tmp_path):
     """Each module's own import time (less its nested imports), slowest first, and the phases."""
     from support import lb_manifest, write_app
 
-    app = write_app(tmp_path / "app", lb_manifest(("api", "hello", "GET", "/hello")), {
-        "api.py": "import slow_part\n\ndef hello() -> dict:\n    return {}\n",
-        "slow_part.py": "import time\nimport slower_part\ntime.sleep(0.3)\n",
-        "slower_part.py": "import time\ntime.sleep(0.5)\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("api", "hello", "GET", "/hello")),
+        {
+            "api.py": "import slow_part\n\ndef hello() -> dict:\n    return {}\n",
+            "slow_part.py": "import time\nimport slower_part\ntime.sleep(0.3)\n",
+            "slower_part.py": "import time\ntime.sleep(0.5)\n",
+        },
+    )
     with Worker(app) as worker:
         worker.wait_ready()
         boot = worker.wait_log(lambda line: line["event"] == "boot")

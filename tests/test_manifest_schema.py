@@ -13,15 +13,21 @@ SCHEMA = ROOT / "manifests" / "flash_manifest.schema.json"
 
 
 def test_committed_schema_matches_the_structs():
-    generated = subprocess.run([sys.executable, str(ENTRYPOINT), "--print-manifest-schema"],
-                               capture_output=True, text=True, check=True).stdout
+    generated = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "--print-manifest-schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert json.loads(generated) == json.loads(SCHEMA.read_text()), "run `make schema`"
 
 
 def test_real_flash_build_manifests_validate_against_it():
     schema = json.loads(SCHEMA.read_text())
-    manifests = [ROOT / "manifests" / "example" / "flash_manifest.json",
-                 *sorted((ROOT / "tests" / "apps").glob("*/flash_manifest.json"))]
+    manifests = [
+        ROOT / "manifests" / "example" / "flash_manifest.json",
+        *sorted((ROOT / "tests" / "apps").glob("*/flash_manifest.json")),
+    ]
     assert len(manifests) >= 4
     for path in manifests:
         jsonschema.validate(json.loads(path.read_text()), schema)

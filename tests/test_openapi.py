@@ -25,13 +25,24 @@ def test_example_app_schema_is_valid_openapi_31(example):
     assert set(spec["paths"]) == {"/health", "/echo", "/sum", "/items/{item_id}"}
     echo = spec["paths"]["/echo"]["post"]
     body = spec["components"]["schemas"]["echo_body"]
-    assert echo["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/echo_body")
+    assert echo["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/echo_body"
+    )
     assert body["required"] == ["message"]
-    assert body["properties"]["repeat"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 1}
-    assert echo["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/HTTPValidationError")
+    assert body["properties"]["repeat"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+        "default": 1,
+    }
+    assert echo["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/HTTPValidationError"
+    )
     item = spec["paths"]["/items/{item_id}"]["get"]
     assert {(p["name"], p["in"], p["required"]) for p in item["parameters"]} == {
-        ("item_id", "path", True), ("verbose", "query", False)}
+        ("item_id", "path", True),
+        ("verbose", "query", False),
+    }
 
 
 def test_core_app_schema_covers_every_binding_kind():
@@ -43,7 +54,9 @@ def test_core_app_schema_covers_every_binding_kind():
     assert schemas["options_body"]["properties"]["mode"] == {"enum": ["fast", "slow"]}
     assert schemas["structured_body"]["properties"]["box"] == {"$ref": "#/components/schemas/Box"}
     assert "Point" in schemas and "Person" in schemas and "Order" in schemas
-    upload = spec["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    upload = spec["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"][
+        "schema"
+    ]
     assert schemas[upload["$ref"].rsplit("/", 1)[1]]["properties"]["data"]["contentMediaType"]
     order = spec["paths"]["/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert order == {"$ref": "#/components/schemas/Order"}
@@ -53,9 +66,20 @@ def test_core_app_schema_covers_every_binding_kind():
 
 def test_fuzzing_the_example_app_finds_no_server_error(example, tmp_path):
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "run", example.url + "/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "40", "--generation-deterministic"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            example.url + "/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "generated" in result.stdout
@@ -111,6 +135,9 @@ def test_markers_app_documents_headers_cookies_aliases_and_constraints():
     assert {("limit", "query"), ("q", "query"), ("tags", "query")} <= set(params("/filters"))
     assert {("skip", "query"), ("limit", "query"), ("q", "query")} == set(params("/depends"))
     assert params("/path/{item_id}")[("item_id", "path")]["schema"] == {
-        "type": "integer", "minimum": 1, "exclusiveMaximum": 1000}
+        "type": "integer",
+        "minimum": 1,
+        "exclusiveMaximum": 1000,
+    }
     upload = spec["paths"]["/upload-file"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload

@@ -19,7 +19,9 @@ def test_ping_and_async_handlers_answer_while_every_pool_thread_is_busy(tmp_path
         for _ in range(10):
             assert httpx.get(worker.url + "/ping", timeout=10).status_code == 200
             # async handlers keep answering too
-            assert httpx.post(worker.url + "/quick-async", json={}, timeout=10).json() == {"quick": "async"}
+            assert httpx.post(worker.url + "/quick-async", json={}, timeout=10).json() == {
+                "quick": "async"
+            }
         # Every thread was still held meanwhile, and no queued call had found a thread.
         assert marks(release, "/hang") == threads
         assert all(results == [] for _, results in callers)

@@ -34,6 +34,7 @@ APP = Path(__file__).resolve().parent / "apps" / "responses"
 
 # --- encoding, in process ---------------------------------------------------------------------
 
+
 class Tier(enum.Enum):
     PRO = "pro"
 
@@ -90,7 +91,11 @@ VALUES = {
     "object_attributes": Row(),
     "int_keys": {1: "a", 2: {3: "b"}},
     "deep_300": _nested(300),
-    "mixed": {"d": decimal.Decimal("2.5"), "s": {UTC}, "big": [2**65, {"t": datetime.timedelta(seconds=3)}]},
+    "mixed": {
+        "d": decimal.Decimal("2.5"),
+        "s": {UTC},
+        "big": [2**65, {"t": datetime.timedelta(seconds=3)}],
+    },
     "unicode": "h\u00e9llo \u2713",
 }
 
@@ -111,10 +116,14 @@ def test_deep_nesting_past_the_recursion_limit_fails_as_in_the_reference():
 
 
 def test_nan_is_null():
-    assert encode({"x": float("nan"), "big": [2**70, float("inf")]}) == b'{"x":null,"big":[1180591620717411303424,null]}'
+    assert (
+        encode({"x": float("nan"), "big": [2**70, float("inf")]})
+        == b'{"x":null,"big":[1180591620717411303424,null]}'
+    )
 
 
 # --- which routes have a response model -------------------------------------------------------
+
 
 class Public(BaseModel):
     id: int
@@ -139,7 +148,9 @@ def test_registration_follows_create_lb_handler():
     assert registered_unchanged(get_public, _route("GET"))
     assert not registered_unchanged(post_scalars, _route("POST"))  # wrapped in a body model
     assert registered_unchanged(post_model, _route("POST"))  # a pydantic-model parameter
-    assert registered_unchanged(post_path_only, _route("DELETE", "/r/{item_id}"))  # no body parameter
+    assert registered_unchanged(
+        post_path_only, _route("DELETE", "/r/{item_id}")
+    )  # no body parameter
 
 
 def test_plans():
@@ -174,11 +185,13 @@ def test_values_pydantic_cannot_serialize_are_converted_as_without_a_model():
         w: int
 
     plan = ResultPlan(get_plain, _route("GET"))
-    assert plan.render({"p": pathlib.PurePosixPath("/a"), "box": Box(2), "d": decimal.Decimal("1.5")}) == (
-        b'{"p":"/a","box":{"w":2},"d":"1.5"}')
+    assert plan.render(
+        {"p": pathlib.PurePosixPath("/a"), "box": Box(2), "d": decimal.Decimal("1.5")}
+    ) == (b'{"p":"/a","box":{"w":2},"d":"1.5"}')
 
 
 # --- over TCP ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def worker():
@@ -187,13 +200,23 @@ def worker():
 
 
 def test_failed_response_model_is_a_logged_500(worker):
-    r = httpx.get(worker.url + "/customer", params={"id": 1, "mode": "wrongtype"},
-                  headers={"X-Request-ID": "resp-check-1"})
+    r = httpx.get(
+        worker.url + "/customer",
+        params={"id": 1, "mode": "wrongtype"},
+        headers={"X-Request-ID": "resp-check-1"},
+    )
     assert r.status_code == 500
-    assert r.json() == {"detail": "Internal Server Error", "error": "ResponseValidationError",
-                        "request_id": "resp-check-1"}
-    line = worker.wait_log(lambda rec: rec.get("event") == "response validation failed"
-                           and rec.get("request_id") == "resp-check-1")
+    assert r.json() == {
+        "detail": "Internal Server Error",
+        "error": "ResponseValidationError",
+        "request_id": "resp-check-1",
+    }
+    line = worker.wait_log(
+        lambda rec: (
+            rec.get("event") == "response validation failed"
+            and rec.get("request_id") == "resp-check-1"
+        )
+    )
     assert line["errors"][0]["loc"] == ["id"] and line["errors"][0]["type"] == "int_parsing"
     assert "not a number" not in json.dumps(line)  # the offending value is not logged
 
@@ -231,26 +254,42 @@ def test_typed_stream_items_are_filtered(worker):
 def test_openapi_describes_response_models(worker):
     doc = httpx.get(worker.url + "/openapi.json").json()
     schemas = doc["components"]["schemas"]
-    customer = doc["paths"]["/customer"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    customer = doc["paths"]["/customer"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
     assert customer == {"$ref": "#/components/schemas/CustomerPublic"}
     assert set(schemas["CustomerPublic"]["properties"]) == {"id", "name", "email"}
-    aliased = doc["paths"]["/aliased"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    aliased = doc["paths"]["/aliased"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
     name = aliased["$ref"].rsplit("/", 1)[1]
     assert set(schemas[name]["properties"]) == {"userName", "createdBy", "note"}  # written by alias
-    listed = doc["paths"]["/customers"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert listed["type"] == "array" and listed["items"] == {"$ref": "#/components/schemas/CustomerPublic"}
+    listed = doc["paths"]["/customers"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    assert listed["type"] == "array" and listed["items"] == {
+        "$ref": "#/components/schemas/CustomerPublic"
+    }
     stream = doc["paths"]["/gen-typed"]["get"]["responses"]["200"]["content"]
-    assert stream["application/jsonl"]["x-itemSchema"] == {"$ref": "#/components/schemas/CustomerPublic"}
+    assert stream["application/jsonl"]["x-itemSchema"] == {
+        "$ref": "#/components/schemas/CustomerPublic"
+    }
 
 
 def test_stream_item_that_fails_its_model_ends_the_stream(worker):
     """As in the reference: the items before it were sent; the response is cut off, and logged."""
     received = []
     with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("GET", worker.url + "/gen-typed", params={"n": 1, "bad": "true"},
-                          headers={"X-Request-ID": "resp-stream-1"}) as response:
+        with httpx.stream(
+            "GET",
+            worker.url + "/gen-typed",
+            params={"n": 1, "bad": "true"},
+            headers={"X-Request-ID": "resp-stream-1"},
+        ) as response:
             for line in response.iter_lines():
                 received.append(line)
     assert received[:1] == ['{"id":0,"name":"c","email":"e"}']
-    line = worker.wait_log(lambda rec: rec.get("request_id") == "resp-stream-1" and rec.get("level") == "error")
+    line = worker.wait_log(
+        lambda rec: rec.get("request_id") == "resp-stream-1" and rec.get("level") == "error"
+    )
     assert "ResponseValidationError" in line["exception"]

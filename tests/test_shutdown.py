@@ -37,7 +37,12 @@ def test_sigterm_with_a_request_in_flight(tmp_path):
     release = tmp_path / "release"
     # The listener closes at half the graceful timeout (6 s) since a request stays in flight; the
     # request still has the other half to finish once the server stops accepting.
-    env = {**_ENV, "HOLD_RELEASE": str(release), "FLASH_GRACEFUL_TIMEOUT": "12", "FLASH_DRAIN_QUIET": "0.5"}
+    env = {
+        **_ENV,
+        "HOLD_RELEASE": str(release),
+        "FLASH_GRACEFUL_TIMEOUT": "12",
+        "FLASH_DRAIN_QUIET": "0.5",
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, results = _hold_one(worker, "/hang", release)
@@ -48,7 +53,9 @@ def test_sigterm_with_a_request_in_flight(tmp_path):
         assert draining.json() == {"status": "draining"}
         assert _draining(worker)["in_flight"] == 1
         # It is still held when the server has stopped accepting and only finishes what is in flight.
-        finishing = worker.wait_log(lambda line: line["event"] == "finishing in-flight requests", timeout=30)
+        finishing = worker.wait_log(
+            lambda line: line["event"] == "finishing in-flight requests", timeout=30
+        )
         assert finishing["in_flight"] == 1 and results == []
 
         release.touch()
@@ -57,12 +64,22 @@ def test_sigterm_with_a_request_in_flight(tmp_path):
         assert (results[0].status_code, results[0].json()["done"]) == (200, True)
         assert worker.wait_exit(30) == 0
         events = [line["event"] for line in worker.logs()]
-        assert events.index("draining") < events.index("closing listener") < events.index("finishing in-flight requests") < events.index("stopped")
+        assert (
+            events.index("draining")
+            < events.index("closing listener")
+            < events.index("finishing in-flight requests")
+            < events.index("stopped")
+        )
 
 
 def test_requests_arriving_while_draining_are_served(tmp_path):
     release = tmp_path / "release"
-    env = {**_ENV, "HOLD_RELEASE": str(release), "FLASH_GRACEFUL_TIMEOUT": "60", "FLASH_DRAIN_QUIET": "2"}
+    env = {
+        **_ENV,
+        "HOLD_RELEASE": str(release),
+        "FLASH_GRACEFUL_TIMEOUT": "60",
+        "FLASH_DRAIN_QUIET": "2",
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, results = _hold_one(worker, "/hold", release)
@@ -82,7 +99,9 @@ def test_requests_arriving_while_draining_are_served(tmp_path):
 def test_idle_worker_exits_without_waiting_for_the_graceful_timeout():
     # The graceful timeout is longer than wait_exit waits: only a drain that saw nothing in flight
     # and closed after FLASH_DRAIN_QUIET exits in time.
-    with Worker(CORE_APP, env={"FLASH_DRAIN_QUIET": "0.5", "FLASH_GRACEFUL_TIMEOUT": "120"}) as worker:
+    with Worker(
+        CORE_APP, env={"FLASH_DRAIN_QUIET": "0.5", "FLASH_GRACEFUL_TIMEOUT": "120"}
+    ) as worker:
         worker.wait_ready()
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(60) == 0
@@ -100,7 +119,12 @@ def test_sigint_drains_like_sigterm():
 def test_second_signal_exits_at_once(tmp_path):
     # The held request is never released: only the second signal can end the process.
     never = tmp_path / "never"
-    env = {**_ENV, "HOLD_RELEASE": str(never), "FLASH_GRACEFUL_TIMEOUT": "120", "FLASH_DRAIN_QUIET": "0.2"}
+    env = {
+        **_ENV,
+        "HOLD_RELEASE": str(never),
+        "FLASH_GRACEFUL_TIMEOUT": "120",
+        "FLASH_DRAIN_QUIET": "0.2",
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, _ = _hold_one(worker, "/hang", never)
@@ -115,7 +139,12 @@ def test_second_signal_exits_at_once(tmp_path):
 def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit(tmp_path):
     # The held request is never released: the process exits because the graceful timeout ended.
     never = tmp_path / "never"
-    env = {**_ENV, "HOLD_RELEASE": str(never), "FLASH_GRACEFUL_TIMEOUT": "2", "FLASH_DRAIN_QUIET": "0.2"}
+    env = {
+        **_ENV,
+        "HOLD_RELEASE": str(never),
+        "FLASH_GRACEFUL_TIMEOUT": "2",
+        "FLASH_DRAIN_QUIET": "0.2",
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, results = _hold_one(worker, "/hold", never)
@@ -123,16 +152,22 @@ def test_in_flight_request_past_the_graceful_timeout_does_not_hold_the_exit(tmp_
         assert worker.wait_exit(60) == 0
         assert _draining(worker)["in_flight"] == 1
         thread.join(15)
-        assert len(results) == 1 and not (isinstance(results[0], httpx.Response) and results[0].status_code == 200)
+        assert len(results) == 1 and not (
+            isinstance(results[0], httpx.Response) and results[0].status_code == 200
+        )
 
 
 def test_sigterm_while_still_booting_exits_without_waiting_for_the_import(tmp_path):
     # The module's import never ends: only a worker that stops without it can exit.
     never = tmp_path / "never"
-    app = write_app(tmp_path / "app", lb_manifest(("slowmod", "hello", "GET", "/hello")), {
-        "slowmod.py": f"import os, time\nwhile not os.path.exists({str(never)!r}):\n    time.sleep(0.05)\n"
-                      "async def hello() -> dict:\n    return {}\n",
-    })
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("slowmod", "hello", "GET", "/hello")),
+        {
+            "slowmod.py": f"import os, time\nwhile not os.path.exists({str(never)!r}):\n    time.sleep(0.05)\n"
+            "async def hello() -> dict:\n    return {}\n",
+        },
+    )
     with Worker(app) as worker:
         worker.wait_status(204, timeout=30)
         worker.signal(signal.SIGTERM)
@@ -149,9 +184,18 @@ def test_sigterm_exits_cleanly_when_stdout_is_gone():
 
     from support import ENTRYPOINT, base_env, free_port
 
-    env = {**base_env(CORE_APP), "PORT": str(free_port()), "FLASH_GRACEFUL_TIMEOUT": "5", "FLASH_DRAIN_QUIET": "0.2"}
-    proc = subprocess.Popen([sys.executable, str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **base_env(CORE_APP),
+        "PORT": str(free_port()),
+        "FLASH_GRACEFUL_TIMEOUT": "5",
+        "FLASH_DRAIN_QUIET": "0.2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRYPOINT)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{env['PORT']}"
         deadline = time.monotonic() + 30
@@ -161,11 +205,15 @@ def test_sigterm_exits_cleanly_when_stdout_is_gone():
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline and proc.poll() is None, "the worker did not become ready"
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                "the worker did not become ready"
+            )
             time.sleep(0.05)
         assert proc.stdout is not None
         proc.stdout.close()  # the reader is gone: every later write to stdout fails with EPIPE
-        assert httpx.post(url + "/scalars", json={"y": 1}).status_code == 200  # an access line to write
+        assert (
+            httpx.post(url + "/scalars", json={"y": 1}).status_code == 200
+        )  # an access line to write
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
@@ -195,8 +243,11 @@ def fine() -> dict:
 def test_sigterm_ends_the_process_within_the_graceful_timeout_whatever_the_threads_do(tmp_path):
     """A `def` handler that never returns and a non-daemon thread the app leaked would keep Python
     from exiting (it joins such threads at exit); the worker exits by the deadline anyway."""
-    app = write_app(tmp_path / "app", lb_manifest(("stuck", "stuck", "POST", "/stuck"), ("stuck", "fine", "GET", "/fine")),
-                    {"stuck.py": STUCK})
+    app = write_app(
+        tmp_path / "app",
+        lb_manifest(("stuck", "stuck", "POST", "/stuck"), ("stuck", "fine", "GET", "/fine")),
+        {"stuck.py": STUCK},
+    )
     env = {"FLASH_GRACEFUL_TIMEOUT": "3", "FLASH_DRAIN_QUIET": "0.2", "FLASH_METRICS": "1"}
     with Worker(app, env=env) as worker:
         worker.wait_ready()
@@ -209,5 +260,9 @@ def test_sigterm_ends_the_process_within_the_graceful_timeout_whatever_the_threa
         thread.join(timeout=10)
     assert status == 1, worker.output()
     assert worker.wait_log(lambda line: line["event"] == "draining")["in_flight"] == 1
-    stopped = worker.wait_log(lambda line: line["event"] == "threads still running at exit, exiting anyway")
-    assert "app-leaked" in stopped["threads"] and any(name.startswith("handler") for name in stopped["threads"])
+    stopped = worker.wait_log(
+        lambda line: line["event"] == "threads still running at exit, exiting anyway"
+    )
+    assert "app-leaked" in stopped["threads"] and any(
+        name.startswith("handler") for name in stopped["threads"]
+    )

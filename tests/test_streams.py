@@ -45,10 +45,15 @@ async def quick() -> dict:
 
 
 def _app(tmp_path):
-    return write_app(tmp_path / "app", lb_manifest(
-        ("streams", "endless", "GET", "/endless"), ("streams", "late", "GET", "/late"),
-        ("streams", "quick", "GET", "/quick"),
-    ), {"streams.py": STREAMS})
+    return write_app(
+        tmp_path / "app",
+        lb_manifest(
+            ("streams", "endless", "GET", "/endless"),
+            ("streams", "late", "GET", "/late"),
+            ("streams", "quick", "GET", "/quick"),
+        ),
+        {"streams.py": STREAMS},
+    )
 
 
 def _leave_after(worker: Worker, path: str, read: int) -> None:
@@ -65,7 +70,9 @@ def test_a_fast_stream_stops_when_its_client_leaves(tmp_path, server):
     with Worker(_app(tmp_path), env={"FLASH_SERVER": server}) as worker:
         worker.wait_ready()
         _leave_after(worker, "/endless", read=4096)
-        closed = worker.wait_log(lambda line: line["event"].startswith("endless stream closed"), timeout=20)
+        closed = worker.wait_log(
+            lambda line: line["event"].startswith("endless stream closed"), timeout=20
+        )
         assert "after" in closed["event"]
         started = time.monotonic()
         assert httpx.get(worker.url + "/ping", timeout=5).status_code == 200
@@ -74,7 +81,12 @@ def test_a_fast_stream_stops_when_its_client_leaves(tmp_path, server):
 
 @pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
 def test_a_client_leaving_before_the_first_chunk_gives_its_slot_back(tmp_path, server):
-    env = {"FLASH_SERVER": server, "FLASH_MAX_CONCURRENCY": "1", "FLASH_MAX_QUEUE_WAIT": "5", "FLASH_METRICS": "1"}
+    env = {
+        "FLASH_SERVER": server,
+        "FLASH_MAX_CONCURRENCY": "1",
+        "FLASH_MAX_QUEUE_WAIT": "5",
+        "FLASH_METRICS": "1",
+    }
     with Worker(_app(tmp_path), env=env) as worker:
         worker.wait_ready()
         _leave_after(worker, "/late", read=0)

@@ -138,7 +138,12 @@ def test_a_slot_held_past_its_deadline_is_kept_until_the_work_ends_then_handed_o
         assert not waiter.done() and limiter.pending == 1
         work.set_result(None)  # the thread returned
         await waiter
-        assert (limiter.held_past_deadline, limiter.exhausted, limiter.active, limiter.pending) == (0, False, 1, 0)
+        assert (limiter.held_past_deadline, limiter.exhausted, limiter.active, limiter.pending) == (
+            0,
+            False,
+            1,
+            0,
+        )
 
     run(main())
 
@@ -151,7 +156,9 @@ def test_exhausted_only_when_every_slot_is_held_past_its_deadline():
         await limiter.acquire()
         first, second = loop.create_future(), loop.create_future()
         limiter.release_when_done(first)
-        assert not limiter.exhausted  # one slot may still come back from a request within its deadline
+        assert (
+            not limiter.exhausted
+        )  # one slot may still come back from a request within its deadline
         limiter.release_when_done(second)
         assert limiter.exhausted
         first.set_result(None)
@@ -173,6 +180,7 @@ def test_no_cap_is_never_exhausted():
 
 # --- health: DEFUNCT while the limiter is exhausted ---------------------------------------------
 
+
 def test_ping_reports_defunct_while_every_slot_is_held_and_ready_once_one_returns():
     async def main():
         limiter = Limiter(1, max_pending=5)
@@ -191,8 +199,10 @@ def test_ping_reports_defunct_while_every_slot_is_held_and_ready_once_one_return
             assert health.current() is HealthState.READY
         events = [line["event"] for line in logs]
         # Each change is logged once, however often /ping asks.
-        assert events == ["capacity lost: every slot or handler thread runs past its deadline",
-                          "capacity back: a stuck handler returned"]
+        assert events == [
+            "capacity lost: every slot or handler thread runs past its deadline",
+            "capacity back: a stuck handler returned",
+        ]
         assert health.state is HealthState.READY  # the reported state is derived, not stored
 
     run(main())

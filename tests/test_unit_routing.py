@@ -40,15 +40,22 @@ def _found(router: Router, method: str, path: str) -> tuple[str, str, dict]:
     return entry.method, entry.path, params
 
 
-@pytest.mark.parametrize("method, path, expected", [
-    ("POST", "/items", ("POST", "/items", {})),
-    ("GET", "/items/me", ("GET", "/items/me", {})),
-    ("GET", "/items/7", ("GET", "/items/{item_id}", {"item_id": "7"})),
-    ("PUT", "/items/7", ("PUT", "/items/{item_id}", {"item_id": "7"})),
-    ("GET", "/files/a/b/c.txt", ("GET", "/files/{name:path}", {"name": "a/b/c.txt"})),
-    ("GET", "/users/42/posts/hello", ("GET", "/users/{user_id:int}/posts/{slug}", {"user_id": 42, "slug": "hello"})),
-    ("DELETE", "/", ("DELETE", "/", {})),
-])
+@pytest.mark.parametrize(
+    "method, path, expected",
+    [
+        ("POST", "/items", ("POST", "/items", {})),
+        ("GET", "/items/me", ("GET", "/items/me", {})),
+        ("GET", "/items/7", ("GET", "/items/{item_id}", {"item_id": "7"})),
+        ("PUT", "/items/7", ("PUT", "/items/{item_id}", {"item_id": "7"})),
+        ("GET", "/files/a/b/c.txt", ("GET", "/files/{name:path}", {"name": "a/b/c.txt"})),
+        (
+            "GET",
+            "/users/42/posts/hello",
+            ("GET", "/users/{user_id:int}/posts/{slug}", {"user_id": 42, "slug": "hello"}),
+        ),
+        ("DELETE", "/", ("DELETE", "/", {})),
+    ],
+)
 def test_a_request_finds_its_route_and_path_params(router, method, path, expected):
     assert _found(router, method, path) == expected
 
@@ -71,11 +78,14 @@ def test_head_is_served_by_the_get_route(router):
     assert _found(router, "HEAD", "/items/7") == ("GET", "/items/{item_id}", {"item_id": "7"})
 
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("DELETE", "/items", ("POST",)),
-    ("POST", "/items/7", ("GET", "HEAD", "PUT")),
-    ("GET", "/", ("DELETE",)),
-])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("DELETE", "/items", ("POST",)),
+        ("POST", "/items/7", ("GET", "HEAD", "PUT")),
+        ("GET", "/", ("DELETE",)),
+    ],
+)
 def test_a_known_path_with_another_method_lists_the_allowed_ones(router, method, path, allowed):
     entry, _, got = router.match(method, path)
     assert entry is None and got == allowed
@@ -93,7 +103,10 @@ def test_the_first_entry_for_a_method_and_path_wins():
 
 # --- the answers RoutedApp gives when no route matches -------------------------------------------
 
-def _call(app: RoutedApp, method: str, path: str, query: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+
+def _call(
+    app: RoutedApp, method: str, path: str, query: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
     sent: list[dict] = []
 
     async def receive():
@@ -102,7 +115,14 @@ def _call(app: RoutedApp, method: str, path: str, query: bytes = b"") -> tuple[i
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "query_string": query, "headers": [], "state": {}}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query,
+        "headers": [],
+        "state": {},
+    }
     asyncio.run(app(scope, receive, send))
     start = sent[0]
     headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
@@ -121,7 +141,11 @@ def test_unknown_route_is_404_not_found(app):
 
 def test_wrong_method_is_405_with_allow(app):
     status, headers, body = _call(app, "PATCH", "/items/7")
-    assert (status, json.loads(body), headers["allow"]) == (405, {"detail": "Method Not Allowed"}, "GET, HEAD, PUT")
+    assert (status, json.loads(body), headers["allow"]) == (
+        405,
+        {"detail": "Method Not Allowed"},
+        "GET, HEAD, PUT",
+    )
 
 
 def test_a_trailing_slash_redirects_to_the_route_keeping_the_query(app):
@@ -138,6 +162,8 @@ def test_a_found_route_gets_its_path_params_and_template_in_the_scope():
         seen.update(params=scope["path_params"], route=scope["route_path"])
         return Response(b"ok")
 
-    status, _, body = _call(RoutedApp([RouteEntry("/items/{item_id}", "GET", endpoint)]), "GET", "/items/9")
+    status, _, body = _call(
+        RoutedApp([RouteEntry("/items/{item_id}", "GET", endpoint)]), "GET", "/items/9"
+    )
     assert (status, body) == (200, b"ok")
     assert seen == {"params": {"item_id": "9"}, "route": "/items/{item_id}"}

@@ -21,8 +21,13 @@ def test_serves_under_uvicorn():
 
 def test_drains_and_exits_zero_under_uvicorn(tmp_path):
     release = tmp_path / "release"
-    env = {"FLASH_SERVER": "uvicorn", "PORT_HEALTH": str(free_port()), "FLASH_DRAIN_QUIET": "0.5",
-           "FLASH_GRACEFUL_TIMEOUT": "12", "HOLD_RELEASE": str(release)}
+    env = {
+        "FLASH_SERVER": "uvicorn",
+        "PORT_HEALTH": str(free_port()),
+        "FLASH_DRAIN_QUIET": "0.5",
+        "FLASH_GRACEFUL_TIMEOUT": "12",
+        "HOLD_RELEASE": str(release),
+    }
     with Worker(hold_app(tmp_path / "app"), env=env) as worker:
         worker.wait_ready()
         thread, results = post_in_background(worker.url + "/hold")
@@ -32,7 +37,9 @@ def test_drains_and_exits_zero_under_uvicorn(tmp_path):
         assert worker.wait_status(503, timeout=10).json() == {"status": "draining"}
         assert worker.wait_log(lambda line: line["event"] == "draining")["in_flight"] == 1
         # Still held once the listener is closed and only what is in flight is being finished.
-        finishing = worker.wait_log(lambda line: line["event"] == "finishing in-flight requests", timeout=30)
+        finishing = worker.wait_log(
+            lambda line: line["event"] == "finishing in-flight requests", timeout=30
+        )
         assert finishing["in_flight"] == 1 and results == []
         release.touch()
         thread.join(30)

@@ -19,9 +19,14 @@ SERVERS = ["hypercorn", "uvicorn"]
 
 @pytest.fixture(scope="module", params=SERVERS)
 def worker(request):
-    env = {"FLASH_SERVER": request.param, "FLASH_HEADER_TIMEOUT": "1", "FLASH_BODY_TIMEOUT": "1",
-           "FLASH_MAX_BODY_BYTES": "1048576",
-           "FLASH_MAX_HEADER_BYTES": "16384", "FLASH_MAX_HEADERS": "50"}
+    env = {
+        "FLASH_SERVER": request.param,
+        "FLASH_HEADER_TIMEOUT": "1",
+        "FLASH_BODY_TIMEOUT": "1",
+        "FLASH_MAX_BODY_BYTES": "1048576",
+        "FLASH_MAX_HEADER_BYTES": "16384",
+        "FLASH_MAX_HEADERS": "50",
+    }
     with Worker(CORE_APP, env=env) as started:
         yield started.wait_ready()
 
@@ -56,9 +61,15 @@ def body_of(answer: bytes) -> dict:
 
 
 def test_an_h2c_upgrade_is_not_taken(worker):
-    answer, _ = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                                 b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 200") and b"upgrade" not in answer.lower().split(b"\r\n\r\n")[0]
+    answer, _ = exchange(
+        worker,
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    assert (
+        answer.startswith(b"HTTP/1.1 200")
+        and b"upgrade" not in answer.lower().split(b"\r\n\r\n")[0]
+    )
 
 
 @pytest.mark.parametrize("upgrade", [b"h2c", b"something"])
@@ -67,8 +78,11 @@ def test_the_body_of_an_upgrade_request_is_never_read_as_a_request(worker, upgra
     came in a later packet as the next request (a proxy forwards it as this request's body)."""
     hidden = b"GET /items/666666 HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
-        sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Connection: Upgrade\r\nUpgrade: %s\r\nContent-Length: %d\r\n\r\n" % (upgrade, len(hidden)))
+        sock.sendall(
+            b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: Upgrade\r\nUpgrade: %s\r\nContent-Length: %d\r\n\r\n"
+            % (upgrade, len(hidden))
+        )
         time.sleep(0.3)  # the body in a packet of its own
         sock.sendall(hidden)
         sock.settimeout(10)
@@ -92,31 +106,47 @@ def test_the_http2_preface_is_refused_and_the_connection_closed(worker):
 
 
 def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(worker):
-    answer, closed = exchange(worker, b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n"
-                                      b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
-                                      b"7\r\n{\"y\":1}\r\n0\r\n\r\n")
+    answer, closed = exchange(
+        worker,
+        b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n"
+        b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b"7\r\n{\"y\":1}\r\n0\r\n\r\n",
+    )
     assert status_of(answer) == 400 and closed
 
 
 def test_expect_continue_over_the_body_cap_gets_413_without_100_continue(worker):
-    answer, _ = exchange(worker, b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
-                                 b"Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer and b" 100 " not in answer
+    answer, _ = exchange(
+        worker,
+        b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
+        b"Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n",
+    )
+    assert (
+        answer.startswith(b"HTTP/1.1 413")
+        and b"100 Continue" not in answer
+        and b" 100 " not in answer
+    )
     assert body_of(answer)["limit"] == 1048576
 
 
-@pytest.mark.parametrize("head", [
-    b"X-Big: " + b"a" * 20 * 1024 + b"\r\n",  # over FLASH_MAX_HEADER_BYTES, in one packet
-    b"".join(b"X-H%d: v\r\n" % i for i in range(60)),  # over FLASH_MAX_HEADERS
-    b"X-Big: " + b"a" * 1024 * 1024 + b"\r\n",  # far over: h11 / httptools buffers
-], ids=["20KiB", "60-headers", "1MiB"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"X-Big: " + b"a" * 20 * 1024 + b"\r\n",  # over FLASH_MAX_HEADER_BYTES, in one packet
+        b"".join(b"X-H%d: v\r\n" % i for i in range(60)),  # over FLASH_MAX_HEADERS
+        b"X-Big: " + b"a" * 1024 * 1024 + b"\r\n",  # far over: h11 / httptools buffers
+    ],
+    ids=["20KiB", "60-headers", "1MiB"],
+)
 def test_request_heads_over_the_caps_get_431_and_a_close(worker, head):
     answer, closed = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
     assert status_of(answer) == 431 and closed
 
 
 def test_heads_within_the_caps_are_served(worker):
-    head = b"X-Big: " + b"a" * 12 * 1024 + b"\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(40))
+    head = (
+        b"X-Big: " + b"a" * 12 * 1024 + b"\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(40))
+    )
     answer, _ = exchange(worker, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
 
@@ -135,7 +165,9 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_head_deadline(worker):
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
         first = sock.recv(4096)
         assert first.startswith(b"HTTP/1.1 200")
-        deadline = time.monotonic() + 2.5  # longer than FLASH_HEADER_TIMEOUT, shorter than keep-alive
+        deadline = (
+            time.monotonic() + 2.5
+        )  # longer than FLASH_HEADER_TIMEOUT, shorter than keep-alive
         sock.settimeout(0.2)
         while time.monotonic() < deadline:
             try:
@@ -147,11 +179,15 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_head_deadline(worker):
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
 
 
-@pytest.mark.parametrize("data", [
-    b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"y\": 1",
-    b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
-    b"7\n{\"y\":1}\n0\n\n",  # bare-LF chunk lines: Hypercorn waited for a CRLF forever
-], ids=["stalled", "bare-LF-chunks"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"y\": 1",
+        b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b"7\n{\"y\":1}\n0\n\n",  # bare-LF chunk lines: Hypercorn waited for a CRLF forever
+    ],
+    ids=["stalled", "bare-LF-chunks"],
+)
 def test_a_body_that_stops_arriving_ends_the_connection(worker, data):
     with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
         sock.sendall(data)
@@ -170,14 +206,18 @@ def test_a_bare_lf_chunk_size_line_gets_400_and_a_close_at_once(server):
     with Worker(CORE_APP, env={"FLASH_SERVER": server, "FLASH_BODY_TIMEOUT": "60"}) as started:
         started.wait_ready()
         with socket.create_connection(("127.0.0.1", started.port), timeout=10) as sock:
-            sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                         b"Content-Type: application/json\r\n\r\n7\n{\"y\":1}\n0\n\n")
+            sock.sendall(
+                b"POST /scalars HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: application/json\r\n\r\n7\n{\"y\":1}\n0\n\n"
+            )
             answer = b""
             while chunk := sock.recv(4096):  # a TimeoutError (10 s) fails the test
                 answer += chunk
         assert status_of(answer) == 400
         started.stop()  # the app's side of the lost body has ended and logged what it logs
-        assert not [line for line in started.logs() if line["level"] in ("error", "critical")], started.output()
+        assert not [line for line in started.logs() if line["level"] in ("error", "critical")], (
+            started.output()
+        )
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -195,17 +235,23 @@ def test_a_connection_the_client_closed_gives_back_its_file_descriptor(server):
         deadline = time.monotonic() + 10
         while open_fds() > baseline and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert open_fds() <= baseline, f"{open_fds() - baseline} connections still hold a descriptor"
+        assert open_fds() <= baseline, (
+            f"{open_fds() - baseline} connections still hold a descriptor"
+        )
 
 
 def test_a_slow_but_steady_body_is_served(worker):
     body = b'{"y": 5}'
     with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as sock:
-        sock.sendall(b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body))
-        for index in range(len(body)):  # a byte every 0.3 s: 2.4 s in all, over FLASH_BODY_TIMEOUT (1 s)
+        sock.sendall(
+            b"POST /scalars HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        for index in range(
+            len(body)
+        ):  # a byte every 0.3 s: 2.4 s in all, over FLASH_BODY_TIMEOUT (1 s)
             time.sleep(0.3)
-            sock.sendall(body[index:index + 1])
+            sock.sendall(body[index : index + 1])
         sock.settimeout(10)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
 
@@ -231,7 +277,9 @@ def test_a_connection_reset_by_its_client_is_let_go(server):
         before = rss_kib(started.proc.pid)
         request_then_reset(1000)  # kept, they would hold over 5 MiB
         growth = rss_kib(started.proc.pid) - before
-        assert growth < 2048, f"RSS grew {growth} KiB"  # with them let go: a few hundred KiB at most
+        assert growth < 2048, (
+            f"RSS grew {growth} KiB"
+        )  # with them let go: a few hundred KiB at most
 
 
 def rss_kib(pid: int) -> int:

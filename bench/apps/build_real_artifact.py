@@ -56,22 +56,35 @@ class RealArtifact:
 
 def source_files() -> list[Path]:
     """The app's sources: its .py files and requirements.txt."""
-    return sorted(p for p in SOURCE.iterdir()
-                  if p.is_file() and (p.suffix == ".py" or p.name == "requirements.txt"))
+    return sorted(
+        p
+        for p in SOURCE.iterdir()
+        if p.is_file() and (p.suffix == ".py" or p.name == "requirements.txt")
+    )
 
 
 def flash_version() -> str:
-    done = subprocess.run([str(FLASH.with_name("python")), "-c",
-                           "from importlib import metadata; print(metadata.version('runpod-flash'))"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(FLASH.with_name("python")),
+            "-c",
+            "from importlib import metadata; print(metadata.version('runpod-flash'))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         sys.exit(f"runpod-flash not found in {FLASH.parent.parent} (make venv):\n{done.stderr}")
     return done.stdout.strip()
 
 
 def python_version(python: str) -> str:
-    done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
@@ -94,12 +107,19 @@ def ensure(target_python: str, force: bool = False, log=print) -> RealArtifact:
     if force and folder.exists():
         shutil.rmtree(folder)
     if not (folder / "build.json").exists():
-        log(f"real app: building {SOURCE.relative_to(ROOT)} with flash build "
-            f"(runpod-flash {builder}, Python {target_python}) into {folder}")
+        log(
+            f"real app: building {SOURCE.relative_to(ROOT)} with flash build "
+            f"(runpod-flash {builder}, Python {target_python}) into {folder}"
+        )
         build(folder, target_python, builder)
     info = json.loads((folder / "build.json").read_text())
-    return RealArtifact(folder / "artifact.tar.gz", folder / "flash_manifest.json",
-                        folder / "unpacked", RESOURCE, info)
+    return RealArtifact(
+        folder / "artifact.tar.gz",
+        folder / "flash_manifest.json",
+        folder / "unpacked",
+        RESOURCE,
+        info,
+    )
 
 
 def build(folder: Path, target_python: str, builder: str) -> None:
@@ -111,12 +131,18 @@ def build(folder: Path, target_python: str, builder: str) -> None:
             project.mkdir()
             for path in source_files():
                 shutil.copy2(path, project / path.name)
-            done = subprocess.run([str(FLASH), "build", "--python-version", target_python],
-                                  cwd=project, capture_output=True, text=True)
+            done = subprocess.run(
+                [str(FLASH), "build", "--python-version", target_python],
+                cwd=project,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 sys.exit(f"flash build failed:\n{done.stdout}\n{done.stderr}")
             shutil.copy2(project / ".flash" / "artifact.tar.gz", staging / "artifact.tar.gz")
-            shutil.copy2(project / ".flash" / "flash_manifest.json", staging / "flash_manifest.json")
+            shutil.copy2(
+                project / ".flash" / "flash_manifest.json", staging / "flash_manifest.json"
+            )
         with tarfile.open(staging / "artifact.tar.gz") as tar:  # our own build: trusted
             members = tar.getmembers()
             tar.extractall(staging / "unpacked")
@@ -144,15 +170,30 @@ def build(folder: Path, target_python: str, builder: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--python", help="target Python X.Y (default: the .venv-runtime's, else this one's)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--python", help="target Python X.Y (default: the .venv-runtime's, else this one's)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     args = parser.parse_args()
     runtime_python = ROOT / ".venv-runtime" / "bin" / "python"
-    target = args.python or python_version(str(runtime_python if runtime_python.exists() else sys.executable))
+    target = args.python or python_version(
+        str(runtime_python if runtime_python.exists() else sys.executable)
+    )
     built = ensure(target, args.force)
-    print(json.dumps({"artifact": str(built.artifact), "manifest": str(built.manifest),
-                      "unpacked": str(built.unpacked), **built.info}, indent=2))
+    print(
+        json.dumps(
+            {
+                "artifact": str(built.artifact),
+                "manifest": str(built.manifest),
+                "unpacked": str(built.unpacked),
+                **built.info,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,20 @@ def generate(n: int, out_dir: Path) -> Path:
     functions = []
     for i in range(n):
         name = route_name(i)
-        source.append(f"\n\nasync def {name}(value: int, label: str = \"\") -> dict:\n"
-                      f"    return {{\"value\": value}}\n")
-        functions.append({"name": name, "module": MODULE, "is_async": True, "is_class": False,
-                          "http_method": "POST", "http_path": route_path(i)})
+        source.append(
+            f"\n\nasync def {name}(value: int, label: str = \"\") -> dict:\n"
+            f"    return {{\"value\": value}}\n"
+        )
+        functions.append(
+            {
+                "name": name,
+                "module": MODULE,
+                "is_async": True,
+                "is_class": False,
+                "http_method": "POST",
+                "http_path": route_path(i),
+            }
+        )
     (out_dir / f"{MODULE}.py").write_text("".join(source))
     manifest = {
         "version": "1.0",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from raw_asgi import app  # noqa: E402
+from raw_asgi import app
 
 KEEP_ALIVE_SECONDS = 600
 
@@ -39,9 +39,18 @@ async def serve_hypercorn(host: str, port: int, stop: asyncio.Event) -> None:
 async def serve_uvicorn(host: str, port: int, stop: asyncio.Event) -> None:
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
-                            log_config=None, server_header=False, proxy_headers=False,
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS, backlog=2048)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        backlog=2048,
+    )
     server = uvicorn.Server(config)
     server.capture_signals = _no_signals  # this process owns SIGTERM, as the runtime does
 

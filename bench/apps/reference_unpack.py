@@ -63,7 +63,7 @@ def _load_handler(resource: str) -> FastAPI:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    loaded = getattr(module, "app")
+    loaded = module.app
     if not isinstance(loaded, FastAPI):
         raise TypeError(f"expected a FastAPI app in {path}, got {type(loaded).__name__}")
     return loaded
@@ -72,5 +72,12 @@ def _load_handler(resource: str) -> FastAPI:
 _timed("unpack", _unpack, Path(os.environ["FLASH_BUILD_ARTIFACT_PATH"]), APP_DIR)
 _timed("runpod_flash_import", importlib.import_module, "runpod_flash.protos.remote_execution")
 app = _timed("handler_import", _load_handler, os.environ["FLASH_RESOURCE_NAME"])
-print(json.dumps({"event": "reference_boot",
-                  "phases_ms": {k: round(v * 1000, 1) for k, v in _phases.items()}}), flush=True)
+print(
+    json.dumps(
+        {
+            "event": "reference_boot",
+            "phases_ms": {k: round(v * 1000, 1) for k, v in _phases.items()},
+        }
+    ),
+    flush=True,
+)

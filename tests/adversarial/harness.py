@@ -36,6 +36,7 @@ def next_id() -> int:
 
 # --- reading answers off a raw socket -------------------------------------------------------
 
+
 @dataclass
 class Answer:
     status: int
@@ -60,7 +61,7 @@ def _parse_one(buf: bytes, closed: bool) -> tuple[Answer, bytes] | None:
     end = buf.find(b"\r\n\r\n")
     if end == -1:
         return None
-    head, rest = buf[:end].decode("latin-1"), buf[end + 4:]
+    head, rest = buf[:end].decode("latin-1"), buf[end + 4 :]
     lines = head.split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
@@ -83,10 +84,10 @@ def _parse_one(buf: bytes, closed: bool) -> tuple[Answer, bytes] | None:
                 trailer_end = rest.find(b"\r\n", line_end + 2)
                 if trailer_end == -1:
                     return None
-                return Answer(status, headers, body), rest[trailer_end + 2:]
+                return Answer(status, headers, body), rest[trailer_end + 2 :]
             if len(rest) < line_end + 2 + size + 2:
                 return None
-            body += rest[line_end + 2:line_end + 2 + size]
+            body += rest[line_end + 2 : line_end + 2 + size]
             pos = line_end + 2 + size + 2
     if "content-length" in headers:
         length = int(headers["content-length"])
@@ -98,8 +99,12 @@ def _parse_one(buf: bytes, closed: bool) -> tuple[Answer, bytes] | None:
     return Answer(status, headers, rest), b""
 
 
-def read_answers(sock: socket.socket, want: int | None = None, quiet: float = QUIET,
-                 timeout: float = ANSWER_TIMEOUT) -> tuple[list[Answer], bool]:
+def read_answers(
+    sock: socket.socket,
+    want: int | None = None,
+    quiet: float = QUIET,
+    timeout: float = ANSWER_TIMEOUT,
+) -> tuple[list[Answer], bool]:
     """Answers read until the server closes, `want` answers have come, or it is quiet for `quiet`
     seconds (after `timeout` seconds in all at most); (answers, whether the server closed)."""
     buf, answers, closed = b"", [], False
@@ -139,6 +144,7 @@ def is_probe_answer(answer: Answer, item: int) -> bool:
 
 # --- the corpus -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Payload:
     """Raw bytes to send. `allowed` item ids may be answered (in this order) besides errors;
@@ -146,7 +152,9 @@ class Payload:
     (False where it rightly waits for more body, so a probe there would be read as body)."""
 
     name: str
-    data: bytes | tuple[bytes, ...]  # a tuple: parts sent PAUSE seconds apart (packets of their own)
+    data: (
+        bytes | tuple[bytes, ...]
+    )  # a tuple: parts sent PAUSE seconds apart (packets of their own)
     allowed: tuple[int, ...] = ()
     idle: bool = True
 
@@ -158,7 +166,9 @@ class Payload:
 PAUSE = 0.3
 
 
-def _req(method: str, target: str, headers: list[str], body: bytes = b"", version: str = "HTTP/1.1") -> bytes:
+def _req(
+    method: str, target: str, headers: list[str], body: bytes = b"", version: str = "HTTP/1.1"
+) -> bytes:
     head = f"{method} {target} {version}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n"
     return head.encode("latin-1") + body
 
@@ -191,136 +201,475 @@ def corpus() -> list[Payload]:
         Payload("lowercase-method", _req("get", "/items/2", ["Host: x"]), allowed=(2,)),
         Payload("no-version", b"GET /items/3?verbose=true\r\n\r\n", allowed=(3,)),
         Payload("http-0.9", b"GET /items/3\r\n"),  # no head end: the head deadline or a 400
-        Payload("bad-version", _req("GET", "/items/4?verbose=true", ["Host: x"], version="HTTP/9.9"), allowed=(4,)),
-        Payload("http-2.0-version", _req("GET", "/items/4?verbose=true", ["Host: x"], version="HTTP/2.0"), allowed=(4,)),
+        Payload(
+            "bad-version",
+            _req("GET", "/items/4?verbose=true", ["Host: x"], version="HTTP/9.9"),
+            allowed=(4,),
+        ),
+        Payload(
+            "http-2.0-version",
+            _req("GET", "/items/4?verbose=true", ["Host: x"], version="HTTP/2.0"),
+            allowed=(4,),
+        ),
         Payload("space-in-target", _req("GET", "/items/5 6", ["Host: x"])),
-        Payload("tab-separators", b"GET\t/items/7?verbose=true\tHTTP/1.1\r\nHost: x\r\n\r\n", allowed=(7,)),
+        Payload(
+            "tab-separators",
+            b"GET\t/items/7?verbose=true\tHTTP/1.1\r\nHost: x\r\n\r\n",
+            allowed=(7,),
+        ),
         Payload("nul-in-target", _req("GET", "/items/8\x00", ["Host: x"])),
-        Payload("absolute-form", _req("GET", "http://elsewhere/items/9?verbose=true", ["Host: x"]), allowed=(9,)),
+        Payload(
+            "absolute-form",
+            _req("GET", "http://elsewhere/items/9?verbose=true", ["Host: x"]),
+            allowed=(9,),
+        ),
         Payload("asterisk-form", _req("OPTIONS", "*", ["Host: x"])),
         Payload("connect-method", _req("CONNECT", "elsewhere:443", ["Host: elsewhere:443"])),
         Payload("long-target-100KiB", _req("GET", "/items/10?" + "a" * 100 * 1024, ["Host: x"])),
         Payload("no-host", _req("GET", "/items/11?verbose=true", []), allowed=(11,)),
-        Payload("two-hosts", _req("GET", "/items/12?verbose=true", ["Host: a", "Host: b"]), allowed=(12,)),
+        Payload(
+            "two-hosts",
+            _req("GET", "/items/12?verbose=true", ["Host: a", "Host: b"]),
+            allowed=(12,),
+        ),
         # header lines
-        Payload("obs-fold", _req("GET", "/items/13?verbose=true", ["Host: x", "X-A: a", " folded"]), allowed=(13,)),
-        Payload("folded-transfer-encoding", _req("POST", "/scalars", [*post, cl_hidden, "Transfer-Encoding:", " chunked"],
-                                                 ended_hidden)),
+        Payload(
+            "obs-fold",
+            _req("GET", "/items/13?verbose=true", ["Host: x", "X-A: a", " folded"]),
+            allowed=(13,),
+        ),
+        Payload(
+            "folded-transfer-encoding",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, cl_hidden, "Transfer-Encoding:", " chunked"],
+                ended_hidden,
+            ),
+        ),
         Payload("header-without-colon", _req("GET", "/items/14", ["Host: x", "NoColonHere"])),
-        Payload("space-before-colon", _req("POST", "/scalars", [*post, "Content-Length : 8"], json_body)),
+        Payload(
+            "space-before-colon", _req("POST", "/scalars", [*post, "Content-Length : 8"], json_body)
+        ),
         Payload("nul-in-header", _req("GET", "/items/15", ["Host: x", "X-A: a\x00b"])),
         Payload("non-ascii-header-name", _req("GET", "/items/16", ["Host: x", "X-\xe9: v"])),
         Payload("cr-in-header-value", _req("GET", "/items/17", ["Host: x", "X-A: a\rb"])),
         Payload("bare-lf-head", b"GET /items/18?verbose=true HTTP/1.1\nHost: x\n\n", allowed=(18,)),
         Payload("bare-cr-head", b"GET /items/19 HTTP/1.1\rHost: x\r\r", idle=False),
         # Content-Length
-        Payload("duplicate-cl-equal", _req("POST", "/scalars", [*post, "Content-Length: 8", "Content-Length: 8"], json_body)),
-        Payload("duplicate-cl-differ", _req("POST", "/scalars", [*post, "Content-Length: 8", "Content-Length: 49"],
-                                           json_body + _HIDDEN[:41])),
-        Payload("cl-list", _req("POST", "/scalars", [*post, "Content-Length: 8, 49"], json_body + _HIDDEN[:41])),
+        Payload(
+            "duplicate-cl-equal",
+            _req("POST", "/scalars", [*post, "Content-Length: 8", "Content-Length: 8"], json_body),
+        ),
+        Payload(
+            "duplicate-cl-differ",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Content-Length: 8", "Content-Length: 49"],
+                json_body + _HIDDEN[:41],
+            ),
+        ),
+        Payload(
+            "cl-list",
+            _req("POST", "/scalars", [*post, "Content-Length: 8, 49"], json_body + _HIDDEN[:41]),
+        ),
         Payload("cl-plus-sign", _req("POST", "/scalars", [*post, "Content-Length: +8"], json_body)),
         Payload("cl-hex", _req("POST", "/scalars", [*post, "Content-Length: 0x8"], json_body)),
         Payload("cl-negative", _req("POST", "/scalars", [*post, "Content-Length: -1"], json_body)),
-        Payload("cl-huge", _req("POST", "/scalars", [*post, "Content-Length: 99999999999999999999999"], json_body),
-                idle=False),
-        Payload("cl-then-pipelined", _req("POST", "/scalars", [*post, "Content-Length: 8"], json_body + _get(63)),
-                allowed=(63,)),
+        Payload(
+            "cl-huge",
+            _req("POST", "/scalars", [*post, "Content-Length: 99999999999999999999999"], json_body),
+            idle=False,
+        ),
+        Payload(
+            "cl-then-pipelined",
+            _req("POST", "/scalars", [*post, "Content-Length: 8"], json_body + _get(63)),
+            allowed=(63,),
+        ),
         # Transfer-Encoding and smuggling shapes
-        Payload("cl-te", _req("POST", "/scalars", [*post, cl_hidden, "Transfer-Encoding: chunked"], ended_hidden)),
-        Payload("te-cl", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked", "Content-Length: 4"],
-                              chunked_hidden)),
-        Payload("te-cl-zero", _req("POST", "/scalars", [*post, "Content-Length: 0", "Transfer-Encoding: chunked"],
-                                   chunked_hidden)),
-        Payload("te-xchunked", _req("POST", "/scalars", [*post, cl_hidden, "Transfer-Encoding: xchunked"],
-                                    ended_hidden)),
-        Payload("te-chunked-identity", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked, identity"],
-                                            chunked_hidden)),
-        Payload("te-identity-chunked-cl", _req("POST", "/scalars", [*post, cl_hidden,
-                                                                    "Transfer-Encoding: identity, chunked"],
-                                               ended_hidden)),
-        Payload("te-twice", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked", "Transfer-Encoding: identity",
-                                                     cl_hidden], ended_hidden)),
-        Payload("te-space-before-colon", _req("POST", "/scalars", [*post, "Transfer-Encoding : chunked",
-                                                                   cl_hidden], ended_hidden)),
-        Payload("te-tab-value", _req("POST", "/scalars", [*post, "Transfer-Encoding:\tchunked", cl_hidden],
-                                     ended_hidden)),
-        Payload("te-uppercase", _req("POST", "/scalars", [*post, "Transfer-Encoding: CHUNKED", cl_hidden],
-                                     ended_hidden)),
-        Payload("te-http-1.0", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"], chunked_hidden,
-                                    version="HTTP/1.0")),
-        Payload("te-on-get", _req("GET", "/items/20?verbose=true", ["Host: x", "Transfer-Encoding: chunked"],
-                                  chunked_hidden), allowed=(20,)),
+        Payload(
+            "cl-te",
+            _req(
+                "POST", "/scalars", [*post, cl_hidden, "Transfer-Encoding: chunked"], ended_hidden
+            ),
+        ),
+        Payload(
+            "te-cl",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked", "Content-Length: 4"],
+                chunked_hidden,
+            ),
+        ),
+        Payload(
+            "te-cl-zero",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Content-Length: 0", "Transfer-Encoding: chunked"],
+                chunked_hidden,
+            ),
+        ),
+        Payload(
+            "te-xchunked",
+            _req(
+                "POST", "/scalars", [*post, cl_hidden, "Transfer-Encoding: xchunked"], ended_hidden
+            ),
+        ),
+        Payload(
+            "te-chunked-identity",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding: chunked, identity"], chunked_hidden
+            ),
+        ),
+        Payload(
+            "te-identity-chunked-cl",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, cl_hidden, "Transfer-Encoding: identity, chunked"],
+                ended_hidden,
+            ),
+        ),
+        Payload(
+            "te-twice",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked", "Transfer-Encoding: identity", cl_hidden],
+                ended_hidden,
+            ),
+        ),
+        Payload(
+            "te-space-before-colon",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding : chunked", cl_hidden], ended_hidden
+            ),
+        ),
+        Payload(
+            "te-tab-value",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding:\tchunked", cl_hidden], ended_hidden
+            ),
+        ),
+        Payload(
+            "te-uppercase",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding: CHUNKED", cl_hidden], ended_hidden
+            ),
+        ),
+        Payload(
+            "te-http-1.0",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                chunked_hidden,
+                version="HTTP/1.0",
+            ),
+        ),
+        Payload(
+            "te-on-get",
+            _req(
+                "GET",
+                "/items/20?verbose=true",
+                ["Host: x", "Transfer-Encoding: chunked"],
+                chunked_hidden,
+            ),
+            allowed=(20,),
+        ),
         # chunk framing
-        Payload("chunk-size-not-hex", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"], b"zz\r\n{}\r\n0\r\n\r\n")),
-        Payload("chunk-size-negative", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"], b"-1\r\n{}\r\n0\r\n\r\n")),
-        Payload("chunk-size-overflow", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                            b"fffffffffffffffffffff\r\n{}\r\n0\r\n\r\n"), idle=False),
-        Payload("chunk-size-too-big", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                           b"ff\r\n" + json_body + b"\r\n0\r\n\r\n" + _HIDDEN), idle=False),
-        Payload("chunk-size-too-small", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                             b"2\r\n" + json_body + b"\r\n0\r\n\r\n" + _HIDDEN)),
-        Payload("chunk-bare-lf", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"], b"8\n" + json_body + b"\n0\n\n")),
-        Payload("chunk-bare-lf-last", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                           _chunk(json_body) + b"0\n\n" + _get(65)), allowed=(65,)),
-        Payload("chunk-data-no-crlf", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                           b"8\r\n" + json_body + b"XX0\r\n\r\n")),
-        Payload("chunk-ext-long", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                       b"8;" + b"a" * 70000 + b"\r\n" + json_body + b"\r\n0\r\n\r\n"), idle=False),
-        Payload("chunk-trailer-content-length", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                                     _chunk(json_body) + b"0\r\nContent-Length: 45\r\n\r\n" + _get(64)),
-                allowed=(64,)),
-        Payload("one-byte-chunks", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                        b"".join(_chunk(json_body[i:i + 1]) for i in range(len(json_body))) + b"0\r\n\r\n")),
+        Payload(
+            "chunk-size-not-hex",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding: chunked"], b"zz\r\n{}\r\n0\r\n\r\n"
+            ),
+        ),
+        Payload(
+            "chunk-size-negative",
+            _req(
+                "POST", "/scalars", [*post, "Transfer-Encoding: chunked"], b"-1\r\n{}\r\n0\r\n\r\n"
+            ),
+        ),
+        Payload(
+            "chunk-size-overflow",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"fffffffffffffffffffff\r\n{}\r\n0\r\n\r\n",
+            ),
+            idle=False,
+        ),
+        Payload(
+            "chunk-size-too-big",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"ff\r\n" + json_body + b"\r\n0\r\n\r\n" + _HIDDEN,
+            ),
+            idle=False,
+        ),
+        Payload(
+            "chunk-size-too-small",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"2\r\n" + json_body + b"\r\n0\r\n\r\n" + _HIDDEN,
+            ),
+        ),
+        Payload(
+            "chunk-bare-lf",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"8\n" + json_body + b"\n0\n\n",
+            ),
+        ),
+        Payload(
+            "chunk-bare-lf-last",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                _chunk(json_body) + b"0\n\n" + _get(65),
+            ),
+            allowed=(65,),
+        ),
+        Payload(
+            "chunk-data-no-crlf",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"8\r\n" + json_body + b"XX0\r\n\r\n",
+            ),
+        ),
+        Payload(
+            "chunk-ext-long",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"8;" + b"a" * 70000 + b"\r\n" + json_body + b"\r\n0\r\n\r\n",
+            ),
+            idle=False,
+        ),
+        Payload(
+            "chunk-trailer-content-length",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                _chunk(json_body) + b"0\r\nContent-Length: 45\r\n\r\n" + _get(64),
+            ),
+            allowed=(64,),
+        ),
+        Payload(
+            "one-byte-chunks",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                b"".join(_chunk(json_body[i : i + 1]) for i in range(len(json_body)))
+                + b"0\r\n\r\n",
+            ),
+        ),
         # oversized heads
         Payload("header-20KiB", _req("GET", "/items/21", ["Host: x", "X-Big: " + "a" * 20 * 1024])),
-        Payload("headers-200", _req("GET", "/items/22", ["Host: x", *(f"X-H{i}: v" for i in range(200))])),
-        Payload("header-1MiB", _req("GET", "/items/23", ["Host: x", "X-Big: " + "a" * 1024 * 1024])),
+        Payload(
+            "headers-200",
+            _req("GET", "/items/22", ["Host: x", *(f"X-H{i}: v" for i in range(200))]),
+        ),
+        Payload(
+            "header-1MiB", _req("GET", "/items/23", ["Host: x", "X-Big: " + "a" * 1024 * 1024])
+        ),
         # other protocols
-        Payload("h2c-upgrade", _req("GET", "/items/24?verbose=true", ["Host: x", "Connection: Upgrade, HTTP2-Settings",
-                                                                       "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]),
-                allowed=(24,)),
-        Payload("h2c-upgrade-with-body", _req("POST", "/scalars", [*post, "Connection: Upgrade, HTTP2-Settings",
-                                                                   "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
-                                                                   "Content-Length: 8"], json_body)),
+        Payload(
+            "h2c-upgrade",
+            _req(
+                "GET",
+                "/items/24?verbose=true",
+                [
+                    "Host: x",
+                    "Connection: Upgrade, HTTP2-Settings",
+                    "Upgrade: h2c",
+                    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+                ],
+            ),
+            allowed=(24,),
+        ),
+        Payload(
+            "h2c-upgrade-with-body",
+            _req(
+                "POST",
+                "/scalars",
+                [
+                    *post,
+                    "Connection: Upgrade, HTTP2-Settings",
+                    "Upgrade: h2c",
+                    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+                    "Content-Length: 8",
+                ],
+                json_body,
+            ),
+        ),
         Payload("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
-        Payload("h2-preface-then-frames", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
-        Payload("upgrade-h2c-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: h2c",
-                                                                     f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
-        Payload("upgrade-other-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: foo/2",
-                                                                       f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
-        Payload("upgrade-chunked-body-later", (_req("POST", "/scalars", [*post, "Connection: Upgrade", "Upgrade: h2c",
-                                                                         "Transfer-Encoding: chunked"]), chunked_hidden)),
-        Payload("websocket-upgrade", _req("GET", "/items/25", ["Host: x", "Connection: Upgrade", "Upgrade: websocket",
-                                                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-                                                               "Sec-WebSocket-Version: 13"])),
+        Payload(
+            "h2-preface-then-frames",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+        ),
+        Payload(
+            "upgrade-h2c-body-later",
+            (
+                _req(
+                    "POST",
+                    "/scalars",
+                    [
+                        *post,
+                        "Connection: Upgrade",
+                        "Upgrade: h2c",
+                        f"Content-Length: {len(_HIDDEN)}",
+                    ],
+                ),
+                _HIDDEN,
+            ),
+        ),
+        Payload(
+            "upgrade-other-body-later",
+            (
+                _req(
+                    "POST",
+                    "/scalars",
+                    [
+                        *post,
+                        "Connection: Upgrade",
+                        "Upgrade: foo/2",
+                        f"Content-Length: {len(_HIDDEN)}",
+                    ],
+                ),
+                _HIDDEN,
+            ),
+        ),
+        Payload(
+            "upgrade-chunked-body-later",
+            (
+                _req(
+                    "POST",
+                    "/scalars",
+                    [*post, "Connection: Upgrade", "Upgrade: h2c", "Transfer-Encoding: chunked"],
+                ),
+                chunked_hidden,
+            ),
+        ),
+        Payload(
+            "websocket-upgrade",
+            _req(
+                "GET",
+                "/items/25",
+                [
+                    "Host: x",
+                    "Connection: Upgrade",
+                    "Upgrade: websocket",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                    "Sec-WebSocket-Version: 13",
+                ],
+            ),
+        ),
         # Expect
-        Payload("expect-over-cap", _req("POST", "/scalars", [*post, "Expect: 100-continue", "Content-Length: 999999999"]),
-                idle=False),
-        Payload("expect-with-body", _req("POST", "/scalars", [*post, "Expect: 100-continue", "Content-Length: 8"], json_body)),
-        Payload("expect-unknown", _req("POST", "/scalars", [*post, "Expect: something-else", "Content-Length: 8"], json_body)),
-        Payload("expect-chunked", _req("POST", "/scalars", [*post, "Expect: 100-continue", "Transfer-Encoding: chunked"],
-                                       _chunk(json_body) + b"0\r\n\r\n")),
+        Payload(
+            "expect-over-cap",
+            _req("POST", "/scalars", [*post, "Expect: 100-continue", "Content-Length: 999999999"]),
+            idle=False,
+        ),
+        Payload(
+            "expect-with-body",
+            _req(
+                "POST", "/scalars", [*post, "Expect: 100-continue", "Content-Length: 8"], json_body
+            ),
+        ),
+        Payload(
+            "expect-unknown",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Expect: something-else", "Content-Length: 8"],
+                json_body,
+            ),
+        ),
+        Payload(
+            "expect-chunked",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Expect: 100-continue", "Transfer-Encoding: chunked"],
+                _chunk(json_body) + b"0\r\n\r\n",
+            ),
+        ),
         # pipelining
-        Payload("cl-body-later", (_req("POST", "/scalars", [*post, f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN)),
-        Payload("chunked-body-later", (_req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"]), chunked_hidden)),
+        Payload(
+            "cl-body-later",
+            (_req("POST", "/scalars", [*post, f"Content-Length: {len(_HIDDEN)}"]), _HIDDEN),
+        ),
+        Payload(
+            "chunked-body-later",
+            (_req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"]), chunked_hidden),
+        ),
         Payload("pipelined-gets", _get(31) + _get(32) + _get(33), allowed=(31, 32, 33)),
-        Payload("pipelined-post-get", _req("POST", "/scalars", [*post, "Content-Length: 8"], json_body) + _get(34),
-                allowed=(34,)),
-        Payload("pipelined-chunked-get", _req("POST", "/scalars", [*post, "Transfer-Encoding: chunked"],
-                                              _chunk(json_body) + b"0\r\n\r\n") + _get(35), allowed=(35,)),
-        Payload("pipelined-after-close", _req("GET", "/items/36?verbose=true", ["Host: x", "Connection: close"]) + _HIDDEN,
-                allowed=(36,)),
-        Payload("pipelined-http-1.0", _req("GET", "/items/37?verbose=true", ["Host: x"], version="HTTP/1.0") + _HIDDEN,
-                allowed=(37,)),
-        Payload("pipelined-20", b"".join(_get(i) for i in range(40, 60)), allowed=tuple(range(40, 60))),
-        Payload("get-with-body", _req("GET", "/items/61?verbose=true", ["Host: x", f"Content-Length: {len(_HIDDEN)}"],
-                                      _HIDDEN), allowed=(61,)),
-        Payload("delete-with-body", _req("DELETE", "/items/62", ["Host: x", f"Content-Length: {len(_HIDDEN)}"], _HIDDEN)),
+        Payload(
+            "pipelined-post-get",
+            _req("POST", "/scalars", [*post, "Content-Length: 8"], json_body) + _get(34),
+            allowed=(34,),
+        ),
+        Payload(
+            "pipelined-chunked-get",
+            _req(
+                "POST",
+                "/scalars",
+                [*post, "Transfer-Encoding: chunked"],
+                _chunk(json_body) + b"0\r\n\r\n",
+            )
+            + _get(35),
+            allowed=(35,),
+        ),
+        Payload(
+            "pipelined-after-close",
+            _req("GET", "/items/36?verbose=true", ["Host: x", "Connection: close"]) + _HIDDEN,
+            allowed=(36,),
+        ),
+        Payload(
+            "pipelined-http-1.0",
+            _req("GET", "/items/37?verbose=true", ["Host: x"], version="HTTP/1.0") + _HIDDEN,
+            allowed=(37,),
+        ),
+        Payload(
+            "pipelined-20", b"".join(_get(i) for i in range(40, 60)), allowed=tuple(range(40, 60))
+        ),
+        Payload(
+            "get-with-body",
+            _req(
+                "GET",
+                "/items/61?verbose=true",
+                ["Host: x", f"Content-Length: {len(_HIDDEN)}"],
+                _HIDDEN,
+            ),
+            allowed=(61,),
+        ),
+        Payload(
+            "delete-with-body",
+            _req("DELETE", "/items/62", ["Host: x", f"Content-Length: {len(_HIDDEN)}"], _HIDDEN),
+        ),
     ]
     return items
 
 
 # --- one attack ---------------------------------------------------------------------------------
+
 
 @dataclass
 class AttackResult:
@@ -370,7 +719,9 @@ def _check_ids(payload: Payload, answers: list[Answer]) -> list[str]:
         problems.append(f"desync: the hidden request GET /items/{SMUGGLED} was served")
     expected = [i for i in payload.allowed if i in seen]
     if [i for i in seen if i != SMUGGLED] != expected:
-        problems.append(f"answers out of order or unexpected: {seen} (allowed {list(payload.allowed)})")
+        problems.append(
+            f"answers out of order or unexpected: {seen} (allowed {list(payload.allowed)})"
+        )
     return problems
 
 
@@ -425,12 +776,15 @@ def run_corpus(host: str, port: int, parallel: int = 4) -> list[AttackResult]:
 
 # --- the soak -------------------------------------------------------------------------------------
 
+
 @dataclass
 class SoakStats:
     requests: int = 0
     seconds: float = 0.0
     kinds: Counter = field(default_factory=Counter)
-    lost: list[str] = field(default_factory=list)  # no answer, or a server error, for a request sent
+    lost: list[str] = field(
+        default_factory=list
+    )  # no answer, or a server error, for a request sent
     mismatched: list[str] = field(default_factory=list)  # an answer that is not this request's
     rss_kib: list[int] = field(default_factory=list)
 
@@ -450,7 +804,9 @@ def rss_kib(pid: int) -> int:
 class _Client:
     """One soak client: a keep-alive connection for the ordinary requests, fresh ones for the rest."""
 
-    def __init__(self, host: str, port: int, stats: SoakStats, lock: threading.Lock, rng: random.Random):
+    def __init__(
+        self, host: str, port: int, stats: SoakStats, lock: threading.Lock, rng: random.Random
+    ):
         self.host, self.port, self.stats, self.lock, self.rng = host, port, stats, lock, rng
         self.sock: socket.socket | None = None
 
@@ -511,11 +867,27 @@ class _Client:
     def json_request(self) -> None:
         y, rid = self.rng.randrange(10**9), f"soak-{next_id()}"
         body = json.dumps({"y": y, "name": rid}).encode()
-        data = _req("POST", "/scalars", ["Host: soak", "Content-Type: application/json", f"X-Request-ID: {rid}",
-                                         f"Content-Length: {len(body)}"], body)
+        data = _req(
+            "POST",
+            "/scalars",
+            [
+                "Host: soak",
+                "Content-Type: application/json",
+                f"X-Request-ID: {rid}",
+                f"Content-Length: {len(body)}",
+            ],
+            body,
+        )
         answer = self._exchange(data)
-        self._check("json", answer, 200, lambda a: a.json() == {"y": y, "ratio": 1.5, "name": rid, "flag": False}
-                    and a.headers.get("x-request-id") == rid)
+        self._check(
+            "json",
+            answer,
+            200,
+            lambda a: (
+                a.json() == {"y": y, "ratio": 1.5, "name": rid, "flag": False}
+                and a.headers.get("x-request-id") == rid
+            ),
+        )
 
     def get_item(self) -> None:
         item = next_id()
@@ -525,19 +897,47 @@ class _Client:
     def sync_request(self) -> None:
         item, name = next_id(), f"n{self.rng.randrange(10**9)}"
         body = json.dumps({"name": name}).encode()
-        data = _req("PUT", f"/items/{item}", ["Host: soak", "Content-Type: application/json",
-                                              f"Content-Length: {len(body)}"], body)
+        data = _req(
+            "PUT",
+            f"/items/{item}",
+            ["Host: soak", "Content-Type: application/json", f"Content-Length: {len(body)}"],
+            body,
+        )
         answer = self._exchange(data)
-        self._check("sync", answer, 200, lambda a: isinstance(a.json(), dict) and a.json().get("item_id") == item
-                    and a.json().get("name") == name)
+        self._check(
+            "sync",
+            answer,
+            200,
+            lambda a: (
+                isinstance(a.json(), dict)
+                and a.json().get("item_id") == item
+                and a.json().get("name") == name
+            ),
+        )
 
     def bad_body(self) -> None:
         rid = f"bad-{next_id()}"
-        body = self.rng.choice([b'{"y": ', b'{"y": "not a number"}', b"[1, 2", b"\xff\xfe", b'{"z": 1}'])
-        data = _req("POST", "/scalars", ["Host: soak", "Content-Type: application/json", f"X-Request-ID: {rid}",
-                                         f"Content-Length: {len(body)}"], body)
+        body = self.rng.choice(
+            [b'{"y": ', b'{"y": "not a number"}', b"[1, 2", b"\xff\xfe", b'{"z": 1}']
+        )
+        data = _req(
+            "POST",
+            "/scalars",
+            [
+                "Host: soak",
+                "Content-Type: application/json",
+                f"X-Request-ID: {rid}",
+                f"Content-Length: {len(body)}",
+            ],
+            body,
+        )
         answer = self._exchange(data)
-        self._check("bad-body", answer, None, lambda a: a.status in (400, 422) and a.headers.get("x-request-id") == rid)
+        self._check(
+            "bad-body",
+            answer,
+            None,
+            lambda a: a.status in (400, 422) and a.headers.get("x-request-id") == rid,
+        )
 
     def abandoned_stream(self) -> None:
         """Start a long stream on its own connection, read its first bytes, and walk away."""
@@ -558,9 +958,13 @@ class _Client:
         """A POST whose head and body arrive in pieces, a pause between them."""
         y = self.rng.randrange(10**9)
         body = json.dumps({"y": y}).encode()
-        data = _req("POST", "/scalars", ["Host: soak", "Content-Type: application/json",
-                                         f"Content-Length: {len(body)}"], body)
-        pieces = [data[:20], data[20:len(data) - 5], data[len(data) - 5:]]
+        data = _req(
+            "POST",
+            "/scalars",
+            ["Host: soak", "Content-Type: application/json", f"Content-Length: {len(body)}"],
+            body,
+        )
+        pieces = [data[:20], data[20 : len(data) - 5], data[len(data) - 5 :]]
         try:
             with socket.create_connection((self.host, self.port), timeout=10) as sock:
                 for piece in pieces:
@@ -570,8 +974,12 @@ class _Client:
         except OSError as exc:
             self._record("slow", lost=repr(exc))
             return
-        self._check("slow", answers[0] if answers else None, 200, lambda a: isinstance(a.json(), dict)
-                    and a.json().get("y") == y)
+        self._check(
+            "slow",
+            answers[0] if answers else None,
+            200,
+            lambda a: isinstance(a.json(), dict) and a.json().get("y") == y,
+        )
 
     def _check(self, kind: str, answer: Answer | None, status: int | None, matches) -> None:
         if answer is None:
@@ -584,7 +992,9 @@ class _Client:
             self._record(kind)
 
 
-def soak(host: str, port: int, pid: int | None, seconds: float, clients: int = 6, seed: int = 1) -> SoakStats:
+def soak(
+    host: str, port: int, pid: int | None, seconds: float, clients: int = 6, seed: int = 1
+) -> SoakStats:
     """Mixed traffic from `clients` threads for `seconds`; RSS sampled once a second when `pid` is given."""
     stats, lock = SoakStats(), threading.Lock()
     stop = threading.Event()
@@ -618,6 +1028,7 @@ def soak(host: str, port: int, pid: int | None, seconds: float, clients: int = 6
 
 # --- back to baseline -------------------------------------------------------------------------
 
+
 def metric(host: str, port: int, name: str) -> float:
     """One unlabelled sample from the worker's /metrics (FLASH_METRICS=1)."""
     with socket.create_connection((host, port), timeout=10) as sock:
@@ -638,29 +1049,51 @@ class Footprint:
     pending: float
 
     def __str__(self) -> str:
-        return (f"threads {self.threads}, fds {self.fds}, in flight {self.in_flight:g}, "
-                f"slots in use {self.slots:g}, pending {self.pending:g}")
+        return (
+            f"threads {self.threads}, fds {self.fds}, in flight {self.in_flight:g}, "
+            f"slots in use {self.slots:g}, pending {self.pending:g}"
+        )
 
 
 def footprint(host: str, port: int, pid: int) -> Footprint:
     # Read the process first: the /metrics request's own connection is then not counted.
     threads = len(os.listdir(f"/proc/{pid}/task"))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return Footprint(threads, fds, metric(host, port, "flash_requests_in_flight"),
-                     metric(host, port, "flash_handler_slots_in_use"), metric(host, port, "flash_requests_pending"))
+    return Footprint(
+        threads,
+        fds,
+        metric(host, port, "flash_requests_in_flight"),
+        metric(host, port, "flash_handler_slots_in_use"),
+        metric(host, port, "flash_requests_pending"),
+    )
 
 
 def warm_up(host: str, port: int, sync_threads: int) -> None:
     """One request of each kind the soak sends, and `sync_threads` `def` handlers at once: what the
     worker creates lazily (the handler pool's threads among it) exists before the baseline."""
     client = _Client(host, port, SoakStats(), threading.Lock(), random.Random(0))
-    for method in (client.json_request, client.get_item, client.sync_request, client.bad_body,
-                   client.abandoned_stream, client.slow_client):
+    for method in (
+        client.json_request,
+        client.get_item,
+        client.sync_request,
+        client.bad_body,
+        client.abandoned_stream,
+        client.slow_client,
+    ):
         method()
     client.close()
     body = b'{"seconds": 0.3}'
-    data = _req("POST", "/slow-sync", ["Host: x", "Content-Type: application/json", f"Content-Length: {len(body)}",
-                                       "Connection: close"], body)
+    data = _req(
+        "POST",
+        "/slow-sync",
+        [
+            "Host: x",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ],
+        body,
+    )
     socks = [socket.create_connection((host, port), timeout=10) for _ in range(sync_threads)]
     for sock in socks:
         sock.sendall(data)
@@ -669,14 +1102,21 @@ def warm_up(host: str, port: int, sync_threads: int) -> None:
         sock.close()
 
 
-def back_to_baseline(host: str, port: int, pid: int, baseline: Footprint, timeout: float = 30.0) -> tuple[bool, Footprint]:
+def back_to_baseline(
+    host: str, port: int, pid: int, baseline: Footprint, timeout: float = 30.0
+) -> tuple[bool, Footprint]:
     """Wait until nothing is in flight, no slot is taken, nothing waits, and the thread and file
     descriptor counts are back at (or below) the baseline; (whether that happened, last reading)."""
     deadline = time.monotonic() + timeout
     while True:
         now = footprint(host, port, pid)
-        if (now.in_flight == 0 and now.slots == 0 and now.pending == 0 and now.threads <= baseline.threads
-                and now.fds <= baseline.fds):
+        if (
+            now.in_flight == 0
+            and now.slots == 0
+            and now.pending == 0
+            and now.threads <= baseline.threads
+            and now.fds <= baseline.fds
+        ):
             return True, now
         if time.monotonic() > deadline:
             return False, now

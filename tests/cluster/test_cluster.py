@@ -24,8 +24,9 @@ TEST_APP = Path(__file__).resolve().parent / "app"
 CHECK_INTERVAL = 1.0  # `inter 1s` in cluster/haproxy.cfg.tmpl
 
 if find_haproxy() is None and os.environ.get("CI", "").lower() not in ("1", "true"):
-    pytest.skip("haproxy is not installed (bash cluster/setup.sh installs it)",
-                allow_module_level=True)
+    pytest.skip(
+        "haproxy is not installed (bash cluster/setup.sh installs it)", allow_module_level=True
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -61,16 +62,19 @@ def report_line(capsys: pytest.CaptureFixture):
         details = "".join(f" {key}={value}" for key, value in extra.items())
         with capsys.disabled():
             print(f"\n{report.line(scenario)}{details}", flush=True)
+
     return emit
 
 
 def app_calls(app: Path) -> list[Call]:
     """A mix of the app's routes: the example app's, or flash-demo's when it stands in."""
     if app.resolve() == EXAMPLE_APP.resolve():
-        return [Call("POST", "/echo", {"message": "hi", "repeat": 2}),
-                Call("POST", "/sum", {"numbers": [1, 2, 3.5]}),
-                Call("GET", "/items/7?verbose=true"),
-                Call("GET", "/health")]
+        return [
+            Call("POST", "/echo", {"message": "hi", "repeat": 2}),
+            Call("POST", "/sum", {"numbers": [1, 2, 3.5]}),
+            Call("GET", "/items/7?verbose=true"),
+            Call("GET", "/health"),
+        ]
     return [Call("POST", "/process", {"input_data": {"n": 1}}), Call("GET", "/health")]
 
 
@@ -78,15 +82,21 @@ def test_rolling_restart_under_load_fails_no_request(clusters, report_line) -> N
     app = default_app()
     cluster = clusters(app, workers=3)
     with cluster:
-        load = Load(cluster.url, app_calls(app), concurrency=8, max_requests=60000,
-                    max_seconds=90).start()
+        load = Load(
+            cluster.url, app_calls(app), concurrency=8, max_requests=60000, max_seconds=90
+        ).start()
         load.running_for(1.0)
         exits = cluster.rolling_restart(timeout=60)
         load.running_for(1.0)
         report = load.stop()
         restarted = {name: cluster.log_records(name, generation=2) for name in cluster.slots}
-    report_line("rolling_restart", report, workers=3, retried_by_haproxy=cluster.retried_requests(),
-                drain_seconds="/".join(f"{e.seconds:.1f}" for e in exits))
+    report_line(
+        "rolling_restart",
+        report,
+        workers=3,
+        retried_by_haproxy=cluster.retried_requests(),
+        drain_seconds="/".join(f"{e.seconds:.1f}" for e in exits),
+    )
 
     assert report.failed == 0, report.describe_failures()
     assert report.sent >= 300, "the load loop hardly ran"
@@ -99,8 +109,13 @@ def test_rolling_restart_under_load_fails_no_request(clusters, report_line) -> N
 def test_crashed_worker_loses_only_its_requests_in_flight(clusters, report_line) -> None:
     cluster = clusters(TEST_APP, workers=3)
     with cluster:
-        load = Load(cluster.url, [Call("POST", "/work", {"ms": 200}), Call("GET", "/wait?ms=200")],
-                    concurrency=12, max_requests=20000, max_seconds=60).start()
+        load = Load(
+            cluster.url,
+            [Call("POST", "/work", {"ms": 200}), Call("GET", "/wait?ms=200")],
+            concurrency=12,
+            max_requests=20000,
+            max_seconds=60,
+        ).start()
         load.running_for(1.5)
         in_flight = int(cluster.stats()["w2"]["scur"])
         killed_at = time.monotonic()
@@ -112,36 +127,51 @@ def test_crashed_worker_loses_only_its_requests_in_flight(clusters, report_line)
         back_at = time.monotonic()
         load.running_for(1.0)
         report = load.stop()
-    report_line("crash", report, in_flight_on_killed=in_flight,
-                retried_by_haproxy=cluster.retried_requests(),
-                removed_after_s=f"{removed_after:.2f}",
-                failed_get=sum(o.call.method == "GET" for o in report.failures),
-                failures=f"[{report.describe_failures()}]")
+    report_line(
+        "crash",
+        report,
+        in_flight_on_killed=in_flight,
+        retried_by_haproxy=cluster.retried_requests(),
+        removed_after_s=f"{removed_after:.2f}",
+        failed_get=sum(o.call.method == "GET" for o in report.failures),
+        failures=f"[{report.describe_failures()}]",
+    )
 
     # Only what was on the dead worker when it died may fail; every later request is
     # sent (or, after a refused connect, re-sent) to a live worker.
     late = [o for o in report.failures if o.start >= killed_at]
-    assert not late, f"{len(late)} requests sent after the kill failed: {report.describe_failures()}"
+    assert not late, (
+        f"{len(late)} requests sent after the kill failed: {report.describe_failures()}"
+    )
     # A GET in flight on the dead worker is replayed on another one (retry-on empty-response);
     # a POST is not, since its handler may have run.
     assert all(o.call.method == "POST" for o in report.failures), report.describe_failures()
     assert report.failed <= load.concurrency, report.describe_failures()
     assert removed_after <= CHECK_INTERVAL + 0.5
     assert report.sent - report.failed >= 100
-    assert any(o.worker == "w2" and o.start > back_at for o in report.outcomes), \
+    assert any(o.worker == "w2" and o.start > back_at for o in report.outcomes), (
         "the replacement worker got no traffic"
+    )
 
 
 def test_booting_worker_gets_no_traffic_before_ready(clusters, report_line) -> None:
     cluster = clusters(TEST_APP, workers=2, spare=("booting",))
     with cluster:
-        load = Load(cluster.url, [Call("POST", "/work", {"ms": 20}), Call("GET", "/health")],
-                    concurrency=8, max_requests=30000, max_seconds=60).start()
+        load = Load(
+            cluster.url,
+            [Call("POST", "/work", {"ms": 20}), Call("GET", "/health")],
+            concurrency=8,
+            max_requests=30000,
+            max_seconds=60,
+        ).start()
         load.running_for(0.5)
-        slot = cluster.start_worker("booting", env={
-            "FLASH_STARTUP_HOOK": "cluster_app:slow_start",
-            "CLUSTER_APP_STARTUP_SECONDS": "3",
-        })
+        slot = cluster.start_worker(
+            "booting",
+            env={
+                "FLASH_STARTUP_HOOK": "cluster_app:slow_start",
+                "CLUSTER_APP_STARTUP_SECONDS": "3",
+            },
+        )
         statuses = []  # (ping status, HAProxy's view) while the worker boots
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -161,8 +191,8 @@ def test_booting_worker_gets_no_traffic_before_ready(clusters, report_line) -> N
         records = cluster.log_records("booting")
     events = [r.get("event") for r in records]
     assert "ready" in events, events
-    before_ready = events[:events.index("ready")].count("request")
-    after_ready = events[events.index("ready"):].count("request")
+    before_ready = events[: events.index("ready")].count("request")
+    after_ready = events[events.index("ready") :].count("request")
     report_line("booting_worker", report, before_ready=before_ready, after_ready=after_ready)
 
     assert (204, "DOWN") in statuses, f"never saw the worker booting: {statuses}"
@@ -179,7 +209,12 @@ def test_execute_is_refused_through_the_proxy(clusters) -> None:
     cluster = clusters(TEST_APP, workers=1, env={"FLASH_ENABLE_EXECUTE": "1"})
     with cluster:
         cluster.wait_status("w1", "UP", timeout=30)
-        body = {"function_name": "f", "function_code": "def f():\n    return 1\n", "args": [], "kwargs": {}}
+        body = {
+            "function_name": "f",
+            "function_code": "def f():\n    return 1\n",
+            "args": [],
+            "kwargs": {},
+        }
         through_proxy = httpx.post(cluster.url + "/execute", json=body, timeout=10)
         direct = httpx.post(cluster.slots["w1"].url + "/execute", json=body, timeout=10)
     assert through_proxy.status_code == 403

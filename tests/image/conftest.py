@@ -47,9 +47,15 @@ from podman_support import (
 
 @pytest.fixture(scope="session")
 def podman() -> Iterator[Podman]:
-    missing = [tool for tool in ("podman", "mmdebstrap", "runc", "slirp4netns") if shutil.which(tool) is None]
+    missing = [
+        tool
+        for tool in ("podman", "mmdebstrap", "runc", "slirp4netns")
+        if shutil.which(tool) is None
+    ]
     if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run images/test/setup.sh (make test-image does)")
+        pytest.fail(
+            f"missing {', '.join(missing)}: run images/test/setup.sh (make test-image does)"
+        )
     engine = Podman(CACHE)
     yield engine
     # Rebuilt images leave their old layers untagged; the tagged ones are the next run's cache.
@@ -66,8 +72,12 @@ def standin_rootfs(podman: Podman) -> str:
     tarball = CACHE / f"standin-{key}.tar"
     if not tarball.exists():
         partial = CACHE / f"standin-{key}.partial.tar"
-        proc = subprocess.run(["mmdebstrap", "--quiet", *STANDIN_MMDEBSTRAP, str(partial)],
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            ["mmdebstrap", "--quiet", *STANDIN_MMDEBSTRAP, str(partial)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, f"mmdebstrap failed:\n{proc.stderr[-4000:]}"
         partial.rename(tarball)
     podman.run("import", str(tarball), tag, timeout=300)
@@ -82,14 +92,27 @@ def standin_base(podman: Podman, standin_rootfs: str) -> str:
     tag = standin_rootfs.replace("flash-standin-rootfs", "flash-standin-python")
     if podman.image_exists(tag):
         return tag
-    version = podman.output(standin_rootfs, "python3", "-c", "import platform; print(platform.python_version())")
-    changes = [f"ENV PYTHON_VERSION={version.strip()}", "ENV LANG=C.UTF-8", f"ENV PATH={SLIM_PATH}",
-               'CMD ["python3"]']
+    version = podman.output(
+        standin_rootfs, "python3", "-c", "import platform; print(platform.python_version())"
+    )
+    changes = [
+        f"ENV PYTHON_VERSION={version.strip()}",
+        "ENV LANG=C.UTF-8",
+        f"ENV PATH={SLIM_PATH}",
+        'CMD ["python3"]',
+    ]
     container = f"flash-standin-{os.getpid()}"
     podman.run("create", "--name", container, standin_rootfs, "true")
     try:
-        podman.run("commit", "--format", "docker", *(arg for c in changes for arg in ("--change", c)),
-                   container, tag, timeout=300)
+        podman.run(
+            "commit",
+            "--format",
+            "docker",
+            *(arg for c in changes for arg in ("--change", c)),
+            container,
+            tag,
+            timeout=300,
+        )
     finally:
         podman.run("rm", "--force", container, check=False)
     return tag
@@ -99,8 +122,12 @@ def standin_base(podman: Podman, standin_rootfs: str) -> str:
 def gpu_standin_base(podman: Podman, standin_rootfs: str) -> str:
     """The GPU image's stand-in base (tests/image/standin/gpu): torch where runpod/pytorch has it."""
     tag = standin_rootfs.replace("flash-standin-rootfs", "flash-standin-pytorch")
-    podman.build(STANDIN / "gpu" / "Dockerfile", STANDIN / "gpu", tag,
-                 build_args={"BASE_IMAGE": standin_rootfs, "PYTHON": STANDIN_PYTHON})
+    podman.build(
+        STANDIN / "gpu" / "Dockerfile",
+        STANDIN / "gpu",
+        tag,
+        build_args={"BASE_IMAGE": standin_rootfs, "PYTHON": STANDIN_PYTHON},
+    )
     return tag
 
 
@@ -111,9 +138,24 @@ INDEX_PORT = 38765
 
 def pip_for_standin(command: str) -> list[str]:
     """`pip <command>` choosing binary wheels for the stand-in's Python, whatever the host runs."""
-    platforms = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 37))]
-    return [sys.executable, "-m", "pip", command, "--quiet", "--quiet", "--only-binary=:all:", "--implementation", "cp",
-            "--python-version", STANDIN_PYTHON, *(arg for p in platforms for arg in ("--platform", p))]
+    platforms = [
+        "manylinux2014_x86_64",
+        *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 37)),
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        command,
+        "--quiet",
+        "--quiet",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        STANDIN_PYTHON,
+        *(arg for p in platforms for arg in ("--platform", p)),
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -124,18 +166,30 @@ def pip_index() -> Iterator[str]:
     those lists changes."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     # The runtime with its uvicorn extra and build backend; numpy and pip for the GPU image.
-    runtime_wants = [*project["project"]["dependencies"], *project["project"]["optional-dependencies"]["uvicorn"],
-                     *project["build-system"]["requires"], "numpy", "pip"]
+    runtime_wants = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["uvicorn"],
+        *project["build-system"]["requires"],
+        "numpy",
+        "pip",
+    ]
     app_wants = app_packages()
     requirements = APPS / "pinned-starlette" / "requirements.txt"
     wheels = CACHE / "wheels"
-    stamp = wheels / f".built-{digest(json.dumps([runtime_wants, app_wants]), requirements.read_bytes())}"
+    stamp = (
+        wheels
+        / f".built-{digest(json.dumps([runtime_wants, app_wants]), requirements.read_bytes())}"
+    )
     if not stamp.exists():
         wheels.mkdir(parents=True, exist_ok=True)
         # Three resolutions, as the image has three environments: the runtime's, the app's with
         # APP_PACKAGES, and the pinned app's, whose pins conflict with the runtime's on purpose.
         for wanted in (runtime_wants, app_wants, ["-r", str(requirements)]):
-            subprocess.run([*pip_for_standin("download"), "--dest", str(wheels), *wanted], check=True, timeout=600)
+            subprocess.run(
+                [*pip_for_standin("download"), "--dest", str(wheels), *wanted],
+                check=True,
+                timeout=600,
+            )
         stamp.touch()
     with tempfile.TemporaryDirectory(prefix="flash-index-") as tmp:
         simple = Path(tmp) / "simple"
@@ -144,9 +198,20 @@ def pip_index() -> Iterator[str]:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / wheel.name).symlink_to(wheel)
         port = INDEX_PORT if port_is_free(INDEX_PORT) else free_port()
-        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                   "--directory", tmp, str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                tmp,
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = f"http://127.0.0.1:{port}/simple/"
             deadline = time.monotonic() + 10
@@ -166,15 +231,26 @@ def pip_index() -> Iterator[str]:
 def build_args(base: str, pip_index: str) -> dict[str, str]:
     """What images/images.mk passes, with the stand-in base and the local index."""
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    return {"PYTHON": STANDIN_PYTHON, "BASE_IMAGE": base, "PIP_INDEX_URL": pip_index, "VERSION": version,
-            "REVISION": revision(), "SOURCE": IMAGE_SOURCE}
+    return {
+        "PYTHON": STANDIN_PYTHON,
+        "BASE_IMAGE": base,
+        "PIP_INDEX_URL": pip_index,
+        "VERSION": version,
+        "REVISION": revision(),
+        "SOURCE": IMAGE_SOURCE,
+    }
 
 
 @pytest.fixture(scope="session")
 def cpu_image(podman: Podman, standin_base: str, pip_index: str) -> str:
     tag = f"localhost/flash-lb-cpu:py{STANDIN_PYTHON}-standin"
-    podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
-                 build_args=build_args(standin_base, pip_index), keep_stage="runtime")
+    podman.build(
+        ROOT / "images" / "cpu" / "Dockerfile",
+        ROOT,
+        tag,
+        build_args=build_args(standin_base, pip_index),
+        keep_stage="runtime",
+    )
     return tag
 
 
@@ -183,16 +259,25 @@ def cpu_image_lean(podman: Podman, standin_base: str, pip_index: str, cpu_image:
     """The CPU image with APP_PACKAGES empty: no packages for the app but its artifact's. Built
     after cpu_image, whose layers up to the app's environment it shares."""
     tag = f"localhost/flash-lb-cpu:py{STANDIN_PYTHON}-standin-lean"
-    podman.build(ROOT / "images" / "cpu" / "Dockerfile", ROOT, tag,
-                 build_args={**build_args(standin_base, pip_index), "APP_PACKAGES": ""})
+    podman.build(
+        ROOT / "images" / "cpu" / "Dockerfile",
+        ROOT,
+        tag,
+        build_args={**build_args(standin_base, pip_index), "APP_PACKAGES": ""},
+    )
     return tag
 
 
 @pytest.fixture(scope="session")
 def gpu_image(podman: Podman, gpu_standin_base: str, pip_index: str) -> str:
     tag = f"localhost/flash-lb:py{STANDIN_PYTHON}-standin"
-    podman.build(ROOT / "images" / "gpu" / "Dockerfile", ROOT, tag,
-                 build_args=build_args(gpu_standin_base, pip_index), keep_stage="runtime")
+    podman.build(
+        ROOT / "images" / "gpu" / "Dockerfile",
+        ROOT,
+        tag,
+        build_args=build_args(gpu_standin_base, pip_index),
+        keep_stage="runtime",
+    )
     return tag
 
 
@@ -202,7 +287,9 @@ def flash_build(app: str) -> Path:
     from importlib.metadata import version
 
     sources = sorted(p for p in (APPS / app).iterdir() if p.is_file())
-    key = digest(version("runpod-flash"), STANDIN_PYTHON, *(p.name + "\0" + p.read_text() for p in sources))
+    key = digest(
+        version("runpod-flash"), STANDIN_PYTHON, *(p.name + "\0" + p.read_text() for p in sources)
+    )
     artifact = CACHE / f"artifact-{app}-{key}.tar.gz"
     if artifact.exists():
         return artifact
@@ -211,9 +298,16 @@ def flash_build(app: str) -> Path:
         project.mkdir()
         for path in sources:
             shutil.copy2(path, project / path.name)
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "flash"), "build", "--python-version", STANDIN_PYTHON],
-                              cwd=project, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"flash build {app} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        proc = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "flash"), "build", "--python-version", STANDIN_PYTHON],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, (
+            f"flash build {app} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
         shutil.copy2(project / ".flash" / "artifact.tar.gz", artifact.with_suffix(".partial"))
         artifact.with_suffix(".partial").rename(artifact)
     for stale in CACHE.glob(f"artifact-{app}-*.tar.gz"):  # earlier sources' builds
@@ -239,7 +333,9 @@ def pyproject_artifact() -> Path:
     return flash_build("pyproject_app")
 
 
-def build_example(podman: Podman, base: str, artifact: Path, tag: str, build_args: dict[str, str]) -> str:
+def build_example(
+    podman: Podman, base: str, artifact: Path, tag: str, build_args: dict[str, str]
+) -> str:
     """images/example/Dockerfile on a `flash build` output (the artifact's content), with the
     files a developer's folder holds besides it, which images/example/.dockerignore keeps out."""
     with tempfile.TemporaryDirectory(prefix="flash-example-", dir=CACHE) as tmp:
@@ -251,30 +347,52 @@ def build_example(podman: Podman, base: str, artifact: Path, tag: str, build_arg
         (context / ".venv" / "bin").mkdir(parents=True)
         (context / ".flash").mkdir()
         (context / ".flash" / "artifact.tar.gz").write_bytes(b"not for the image")
-        podman.build(ROOT / "images" / "example" / "Dockerfile", context, tag, from_image=base,
-                     build_args=build_args)
+        podman.build(
+            ROOT / "images" / "example" / "Dockerfile",
+            context,
+            tag,
+            from_image=base,
+            build_args=build_args,
+        )
     return tag
 
 
 @pytest.fixture(scope="session")
 def example_image(podman: Podman, cpu_image: str, lb_artifact: Path, pip_index: str) -> str:
     """images/example/Dockerfile (FROM ours, requirements, COPY . /app, bytecode) on lb_app's build."""
-    return build_example(podman, cpu_image, lb_artifact, "localhost/flash-example:standin",
-                         {"PIP_INDEX_URL": pip_index})
+    return build_example(
+        podman,
+        cpu_image,
+        lb_artifact,
+        "localhost/flash-example:standin",
+        {"PIP_INDEX_URL": pip_index},
+    )
 
 
 @pytest.fixture(scope="session")
-def example_image_uncompiled(podman: Podman, cpu_image: str, lb_artifact: Path, pip_index: str) -> str:
+def example_image_uncompiled(
+    podman: Podman, cpu_image: str, lb_artifact: Path, pip_index: str
+) -> str:
     """The same with COMPILE_BYTECODE=0: the app compiles its modules at every boot."""
-    return build_example(podman, cpu_image, lb_artifact, "localhost/flash-example:standin-uncompiled",
-                         {"PIP_INDEX_URL": pip_index, "COMPILE_BYTECODE": "0"})
+    return build_example(
+        podman,
+        cpu_image,
+        lb_artifact,
+        "localhost/flash-example:standin-uncompiled",
+        {"PIP_INDEX_URL": pip_index, "COMPILE_BYTECODE": "0"},
+    )
 
 
 @pytest.fixture(scope="session")
 def pinned_image(podman: Podman, cpu_image: str, pip_index: str) -> str:
     tag = "localhost/flash-pinned-starlette:standin"
-    podman.build(APPS / "pinned-starlette" / "Dockerfile", APPS / "pinned-starlette", tag,
-                 build_args={"PIP_INDEX_URL": pip_index}, from_image=cpu_image)
+    podman.build(
+        APPS / "pinned-starlette" / "Dockerfile",
+        APPS / "pinned-starlette",
+        tag,
+        build_args={"PIP_INDEX_URL": pip_index},
+        from_image=cpu_image,
+    )
     return tag
 
 
@@ -284,11 +402,25 @@ def run_container(podman: Podman) -> Iterator:
     `host:container[:options]`, no command); all removed afterwards."""
     names: list[str] = []
 
-    def start(image: str, env: dict[str, str] | None = None, *, port: int = 8000,
-              volumes: tuple[str, ...] = ()) -> Container:
+    def start(
+        image: str,
+        env: dict[str, str] | None = None,
+        *,
+        port: int = 8000,
+        volumes: tuple[str, ...] = (),
+    ) -> Container:
         host_port = free_port()
         name = f"flash-image-test-{os.getpid()}-{len(names)}"
-        args = ["run", "-d", "--name", name, "--network", "slirp4netns", "-p", f"127.0.0.1:{host_port}:{port}"]
+        args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "slirp4netns",
+            "-p",
+            f"127.0.0.1:{host_port}:{port}",
+        ]
         for key, value in (env or {}).items():
             args += ["--env", f"{key}={value}"]
         for volume in volumes:

@@ -85,8 +85,9 @@ def digest(*parts: str | bytes) -> str:
 
 def revision() -> str:
     """The commit the images are built from (images.mk passes `git rev-parse HEAD`)."""
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def project_name(wheel: Path) -> str:
@@ -105,27 +106,57 @@ class Podman:
         self.command = ["podman", "--root", str(cache / "storage"), "--runroot", str(cache / "run")]
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [*self.command, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+            raise AssertionError(
+                f"podman {' '.join(args)} exited {proc.returncode}:\n"
+                f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+            )
         return proc
 
-    def build(self, dockerfile: Path, context: Path, tag: str, *, build_args: dict[str, str] | None = None,
-              from_image: str | None = None, keep_stage: str | None = None,
-              check: bool = True) -> subprocess.CompletedProcess:
+    def build(
+        self,
+        dockerfile: Path,
+        context: Path,
+        tag: str,
+        *,
+        build_args: dict[str, str] | None = None,
+        from_image: str | None = None,
+        keep_stage: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess:
         """`podman build` without pulling; `from_image` replaces the first FROM. `keep_stage` is
         built and tagged first, so that pruning untagged images keeps its layers for the next run."""
-        args = ["build", "--pull=never", "--isolation", "chroot", "--format", "docker", "--force-rm",
-                "-f", str(dockerfile)]
+        args = [
+            "build",
+            "--pull=never",
+            "--isolation",
+            "chroot",
+            "--format",
+            "docker",
+            "--force-rm",
+            "-f",
+            str(dockerfile),
+        ]
         for name, value in (build_args or {}).items():
             args += ["--build-arg", f"{name}={value}"]
         if from_image:
             args += ["--from", from_image]
         if keep_stage:
-            self.run(*args, "--target", keep_stage, "-t", f"{tag}-stage-{keep_stage}", str(context), timeout=900)
+            self.run(
+                *args,
+                "--target",
+                keep_stage,
+                "-t",
+                f"{tag}-stage-{keep_stage}",
+                str(context),
+                timeout=900,
+            )
         return self.run(*args, "-t", tag, str(context), check=check, timeout=900)
 
     def image_exists(self, image: str) -> bool:
@@ -138,8 +169,18 @@ class Podman:
         """Run `command` in a throwaway container of `image` (as `user`) and return its stdout."""
         entrypoint, *args = command
         as_user = ["--user", user] if user else []
-        return self.run("run", "--rm", "--network", "none", "--no-healthcheck", *as_user, "--entrypoint", entrypoint,
-                        image, *args).stdout
+        return self.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--no-healthcheck",
+            *as_user,
+            "--entrypoint",
+            entrypoint,
+            image,
+            *args,
+        ).stdout
 
 
 @dataclass
@@ -152,7 +193,9 @@ class Container:
         state = self.podman.run("inspect", "--format", "{{.State.Running}}", self.name, check=False)
         return state.stdout.strip() == "true"
 
-    def wait_status(self, status: int, path: str = "/ping", timeout: float = 60.0) -> httpx.Response:
+    def wait_status(
+        self, status: int, path: str = "/ping", timeout: float = 60.0
+    ) -> httpx.Response:
         """Poll `path` from the host until it answers `status`."""
         deadline = time.monotonic() + timeout
         last: object = None
@@ -167,7 +210,9 @@ class Container:
                 if not self.running():
                     break
             time.sleep(0.05)
-        raise AssertionError(f"{path} never answered {status} (last: {last!r}); logs:\n{self.log_text()}")
+        raise AssertionError(
+            f"{path} never answered {status} (last: {last!r}); logs:\n{self.log_text()}"
+        )
 
     def log_text(self) -> str:
         proc = self.podman.run("logs", self.name, check=False)

@@ -33,8 +33,9 @@ from podman_support import (
     revision,
 )
 
-pytestmark = pytest.mark.skipif(os.environ.get("FLASH_IMAGE_TEST") != "1",
-                                reason="image test: run `make test-image`")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("FLASH_IMAGE_TEST") != "1", reason="image test: run `make test-image`"
+)
 
 RUNTIME_PYTHON = "/opt/flash/venv/bin/python"
 ENTRYPOINT = ["/usr/bin/tini", "--", RUNTIME_PYTHON, "/opt/flash/entrypoint.py"]
@@ -58,16 +59,50 @@ PLATFORM_ENV = {
 # `{"detail": "Internal Server Error"}` here (the reference's is plain text, see the README).
 LB_APP_CASES = [
     ("GET", "/health", None, 200, {"status": "healthy", "service": "cpu"}),
-    ("POST", "/analyze", {"text": "the cat and the hat"}, 200, {"words": 5, "characters": 19, "top": ["the", "cat"]}),
-    ("POST", "/analyze", {"text": "a b a", "top": 1}, 200, {"words": 3, "characters": 5, "top": ["a"]}),
-    ("POST", "/analyze", {}, 422,
-     {"detail": [{"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": {}}]}),
+    (
+        "POST",
+        "/analyze",
+        {"text": "the cat and the hat"},
+        200,
+        {"words": 5, "characters": 19, "top": ["the", "cat"]},
+    ),
+    (
+        "POST",
+        "/analyze",
+        {"text": "a b a", "top": 1},
+        200,
+        {"words": 3, "characters": 5, "top": ["a"]},
+    ),
+    (
+        "POST",
+        "/analyze",
+        {},
+        422,
+        {
+            "detail": [
+                {"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": {}}
+            ]
+        },
+    ),
     ("POST", "/analyze", {"text": "   "}, 500, {"detail": "Internal Server Error"}),
     ("GET", "/items/7?verbose=true", None, 200, {"id": 7, "label": "item-7"}),
     ("GET", "/items/7", None, 200, {"id": 7}),
-    ("GET", "/items/x", None, 422,
-     {"detail": [{"type": "int_parsing", "loc": ["path", "item_id"],
-                  "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"}]}),
+    (
+        "GET",
+        "/items/x",
+        None,
+        422,
+        {
+            "detail": [
+                {
+                    "type": "int_parsing",
+                    "loc": ["path", "item_id"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer",
+                    "input": "x",
+                }
+            ]
+        },
+    ),
     ("GET", "/nope", None, 404, {"detail": "Not Found"}),
     ("GET", "/analyze", None, 405, {"detail": "Method Not Allowed"}),
 ]
@@ -76,9 +111,15 @@ LB_APP_CASES = [
 def assert_lb_app_answers_as_the_reference(url: str) -> None:
     with httpx.Client(base_url=url, timeout=10) as client:
         for method, path, body, status, expected in LB_APP_CASES:
-            response = client.request(method, path, json=body) if body is not None else client.request(method, path)
+            response = (
+                client.request(method, path, json=body)
+                if body is not None
+                else client.request(method, path)
+            )
             assert response.status_code == status, (method, path, response.text)
-            assert "traceback" not in response.text.lower() and "cannot be empty" not in response.text
+            assert (
+                "traceback" not in response.text.lower() and "cannot be empty" not in response.text
+            )
             if status == 422:
                 errors = [(e["loc"], e["type"]) for e in response.json()["detail"]]
                 assert errors == [(e["loc"], e["type"]) for e in expected["detail"]], (method, path)
@@ -107,7 +148,11 @@ def watch_ping(container: Container, timeout: float = 120.0) -> list[int]:
 
 
 def worker_pid(container: Container) -> str:
-    workers = [p for p in container.processes() if "/opt/flash/entrypoint.py" in p["args"] and p["pid"] != "1"]
+    workers = [
+        p
+        for p in container.processes()
+        if "/opt/flash/entrypoint.py" in p["args"] and p["pid"] != "1"
+    ]
     assert len(workers) == 1, container.processes()
     return workers[0]["pid"]
 
@@ -137,11 +182,16 @@ def assert_sigterm_drains(container: Container) -> None:
 # The images themselves
 
 
-def test_standin_base_has_the_layout_and_env_of_python_slim(podman: Podman, standin_base: str) -> None:
+def test_standin_base_has_the_layout_and_env_of_python_slim(
+    podman: Podman, standin_base: str
+) -> None:
     # The CPU Dockerfile's build argument once was PYTHON_VERSION, which python:slim's ENV of that
     # name overrode; the stand-in sets it too, so that class of error fails the build here.
     env = dict(item.split("=", 1) for item in podman.inspect(standin_base)["Config"]["Env"])
-    assert env["PYTHON_VERSION"].startswith(STANDIN_PYTHON + ".") and env["PYTHON_VERSION"] != STANDIN_PYTHON
+    assert (
+        env["PYTHON_VERSION"].startswith(STANDIN_PYTHON + ".")
+        and env["PYTHON_VERSION"] != STANDIN_PYTHON
+    )
     assert env["PATH"].split(":")[0] == "/usr/local/bin"
     assert env["LANG"] == "C.UTF-8"
     found = podman.output(standin_base, "sh", "-c", "command -v python; command -v python3")
@@ -157,7 +207,12 @@ def test_cpu_image_config(podman: Podman, cpu_image: str) -> None:
     assert "8000/tcp" in config["ExposedPorts"]
     assert config["Entrypoint"] == ENTRYPOINT
     assert not config.get("Cmd")
-    assert image["Healthcheck"]["Test"] == ["CMD", RUNTIME_PYTHON, "-I", "/opt/flash/healthcheck.py"]
+    assert image["Healthcheck"]["Test"] == [
+        "CMD",
+        RUNTIME_PYTHON,
+        "-I",
+        "/opt/flash/healthcheck.py",
+    ]
     assert env["FLASH_MODULE_PATH"] == "/app"
     assert env["FLASH_APP_VENV"] == "/opt/app"
     assert env["FLASH_PYTHON_VERSION"] == STANDIN_PYTHON
@@ -180,18 +235,32 @@ def test_tags_map_onto_the_reference_names() -> None:
     # `make -n` prints the build commands: the tags mirror runpod/flash-lb-cpu:py3.12-latest.
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     for target, name in (("image-cpu", "flash-lb-cpu"), ("image-gpu", "flash-lb")):
-        printed = subprocess.run(["make", "-n", target, "IMAGE_PYTHON=3.13", "CONTAINER_ENGINE=podman"], cwd=ROOT,
-                                 capture_output=True, text=True, check=True).stdout
+        printed = subprocess.run(
+            ["make", "-n", target, "IMAGE_PYTHON=3.13", "CONTAINER_ENGINE=podman"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert f"-t {name}:py3.13-{version} -t {name}:py3.13-latest" in printed
         assert "--build-arg PYTHON=3.13" in printed and "PYTHON_VERSION" not in printed
         assert "APP_PACKAGES" not in printed  # the Dockerfile's list unless one is given
-        lean = subprocess.run(["make", "-n", target, "APP_PACKAGES=", "CONTAINER_ENGINE=podman"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout
+        lean = subprocess.run(
+            ["make", "-n", target, "APP_PACKAGES=", "CONTAINER_ENGINE=podman"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert '--build-arg "APP_PACKAGES="' in lean
     # `make help` names the variable the image targets take.
-    printed = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        ["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     image_lines = [line for line in printed.splitlines() if "make image-" in line]
-    assert len(image_lines) == 2 and all("IMAGE_PYTHON" in line for line in image_lines), image_lines
+    assert len(image_lines) == 2 and all("IMAGE_PYTHON" in line for line in image_lines), (
+        image_lines
+    )
     assert "PYTHON_VERSION" not in printed
 
 
@@ -223,22 +292,32 @@ def test_runtime_environment_is_read_only_for_the_worker(podman: Podman, cpu_ima
 
 def test_images_ship_the_uvicorn_extra(podman: Podman, cpu_image: str, gpu_image: str) -> None:
     for image in (cpu_image, gpu_image):
-        loaded = podman.output(image, RUNTIME_PYTHON, "-c", "import uvicorn, uvloop, httptools; print('ok')")
+        loaded = podman.output(
+            image, RUNTIME_PYTHON, "-c", "import uvicorn, uvloop, httptools; print('ok')"
+        )
         assert loaded.strip() == "ok"
 
 
 # A downstream image (images/example) on a flash build output
 
 
-def test_example_image_serves_the_app_as_the_reference(podman: Podman, example_image: str, run_container) -> None:
+def test_example_image_serves_the_app_as_the_reference(
+    podman: Podman, example_image: str, run_container
+) -> None:
     container = run_container(example_image)
     assert container.wait_status(200).json() == {"status": "healthy"}
     assert_lb_app_answers_as_the_reference(container.url)
     healthcheck = podman.run("healthcheck", "run", container.name, check=False)
     assert healthcheck.returncode == 0, healthcheck.stdout + healthcheck.stderr
     # The same check run by the worker's user (an orchestrator's exec probe may not be root).
-    as_worker = podman.run("exec", "--user", "10001:10001", container.name, *podman.inspect(example_image)
-                           ["Healthcheck"]["Test"][1:], check=False)
+    as_worker = podman.run(
+        "exec",
+        "--user",
+        "10001:10001",
+        container.name,
+        *podman.inspect(example_image)["Healthcheck"]["Test"][1:],
+        check=False,
+    )
     assert as_worker.returncode == 0, as_worker.stdout + as_worker.stderr
 
 
@@ -250,18 +329,23 @@ def test_example_image_with_uvicorn(example_image: str, run_container) -> None:
     assert boot["settings"]["server"] == "uvicorn"
 
 
-def test_example_image_keeps_secrets_and_build_outputs_out(podman: Podman, example_image: str) -> None:
+def test_example_image_keeps_secrets_and_build_outputs_out(
+    podman: Podman, example_image: str
+) -> None:
     listing = podman.output(example_image, "ls", "-A", "/app").split()
     assert "lb_worker.py" in listing and "flash_manifest.json" in listing
     for left_out in (".env", ".flash", ".venv"):
         assert left_out not in listing, listing
     # The app's modules are compiled at build time, bundled packages included.
-    compiled = podman.output(example_image, "sh", "-c", "ls /app/__pycache__ /app/pydantic/__pycache__ | grep -c pyc")
+    compiled = podman.output(
+        example_image, "sh", "-c", "ls /app/__pycache__ /app/pydantic/__pycache__ | grep -c pyc"
+    )
     assert int(compiled) > 10
 
 
-def test_compiled_bytecode_shortens_the_boot(podman: Podman, example_image: str, example_image_uncompiled: str,
-                                             run_container) -> None:
+def test_compiled_bytecode_shortens_the_boot(
+    podman: Podman, example_image: str, example_image_uncompiled: str, run_container
+) -> None:
     """Time from `podman run` to the first /ping 200, alternating the two builds (printed in -rP)."""
     no_pyc = podman.output(example_image_uncompiled, "sh", "-c", "find /app -name '*.pyc' | wc -l")
     assert int(no_pyc) == 0
@@ -275,8 +359,12 @@ def test_compiled_bytecode_shortens_the_boot(podman: Podman, example_image: str,
             podman.run("rm", "--force", "--time", "0", container.name)
     report = {label: [round(t, 2) for t in values] for label, values in times.items()}
     medians = {label: statistics.median(values) for label, values in times.items()}
-    print("boot to first 200 (s):", json.dumps(report), "medians:", json.dumps(
-        {label: round(value, 2) for label, value in medians.items()}))
+    print(
+        "boot to first 200 (s):",
+        json.dumps(report),
+        "medians:",
+        json.dumps({label: round(value, 2) for label, value in medians.items()}),
+    )
     assert medians["compiled"] < medians["uncompiled"]
 
 
@@ -287,7 +375,9 @@ def test_sigterm_drains_an_in_flight_request(pinned_image: str, run_container) -
 
     def slow_request() -> None:
         try:
-            result["response"] = httpx.post(container.url + "/slow", json={"seconds": 3}, timeout=30)
+            result["response"] = httpx.post(
+                container.url + "/slow", json={"seconds": 3}, timeout=30
+            )
         except httpx.HTTPError as exc:
             result["error"] = exc
 
@@ -311,12 +401,16 @@ def test_sigterm_drains_an_in_flight_request(pinned_image: str, run_container) -
     assert stopped_after < 20
 
 
-def test_app_requirements_leave_the_runtime_alone(podman: Podman, pinned_image: str, run_container) -> None:
+def test_app_requirements_leave_the_runtime_alone(
+    podman: Podman, pinned_image: str, run_container
+) -> None:
     # The pinned Starlette went to the app's environment; the runtime kept its own.
-    app_starlette = podman.output(pinned_image, "/opt/app/bin/python", "-c",
-                                  "import starlette; print(starlette.__version__)").strip()
-    runtime_starlette = podman.output(pinned_image, RUNTIME_PYTHON, "-c",
-                                      "import starlette; print(starlette.__version__)").strip()
+    app_starlette = podman.output(
+        pinned_image, "/opt/app/bin/python", "-c", "import starlette; print(starlette.__version__)"
+    ).strip()
+    runtime_starlette = podman.output(
+        pinned_image, RUNTIME_PYTHON, "-c", "import starlette; print(starlette.__version__)"
+    ).strip()
     assert app_starlette == "0.27.0"
     assert int(runtime_starlette.split(".")[0]) >= 1 or int(runtime_starlette.split(".")[1]) >= 47
 
@@ -332,8 +426,13 @@ def test_app_requirements_leave_the_runtime_alone(podman: Podman, pinned_image: 
 
 
 def test_check_fails_the_build_of_a_broken_app(podman: Podman, cpu_image: str) -> None:
-    proc = podman.build(APPS / "broken" / "Dockerfile", APPS / "broken", "localhost/flash-broken:standin",
-                        from_image=cpu_image, check=False)
+    proc = podman.build(
+        APPS / "broken" / "Dockerfile",
+        APPS / "broken",
+        "localhost/flash-broken:standin",
+        from_image=cpu_image,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "no_such_module" in proc.stdout + proc.stderr
     assert not podman.image_exists("localhost/flash-broken:standin")
@@ -342,10 +441,19 @@ def test_check_fails_the_build_of_a_broken_app(podman: Podman, cpu_image: str) -
 # Where the platform starts the reference: root, no command, the artifact mounted, PORT=80
 
 
-def test_platform_start_with_the_artifact_mounted(cpu_image: str, lb_artifact: Path, run_container) -> None:
-    container = run_container(cpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "live-lb_worker-fb",
-                                              "FLASH_MODULE_PATH": "lb_worker"},
-                              port=80, volumes=(f"{lb_artifact}:{ARTIFACT}:ro",))
+def test_platform_start_with_the_artifact_mounted(
+    cpu_image: str, lb_artifact: Path, run_container
+) -> None:
+    container = run_container(
+        cpu_image,
+        env={
+            **PLATFORM_ENV,
+            "FLASH_RESOURCE_NAME": "live-lb_worker-fb",
+            "FLASH_MODULE_PATH": "lb_worker",
+        },
+        port=80,
+        volumes=(f"{lb_artifact}:{ARTIFACT}:ro",),
+    )
     assert watch_ping(container) == [204, 200]
     assert httpx.get(container.url + "/ping", timeout=5).json() == {"status": "healthy"}
     assert_lb_app_answers_as_the_reference(container.url)
@@ -362,11 +470,20 @@ def test_platform_start_with_the_artifact_mounted(cpu_image: str, lb_artifact: P
     assert_sigterm_drains(container)
 
 
-def test_platform_start_with_the_artifact_appearing_late(cpu_image: str, lb_artifact: Path, run_container) -> None:
+def test_platform_start_with_the_artifact_appearing_late(
+    cpu_image: str, lb_artifact: Path, run_container
+) -> None:
     with tempfile.TemporaryDirectory(prefix="flash-volume-", dir=CACHE) as volume:
-        container = run_container(cpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "lb_worker",
-                                                  "FLASH_MODULE_PATH": "lb_worker"},
-                                  port=80, volumes=(f"{volume}:/root/.runpod:ro",))
+        container = run_container(
+            cpu_image,
+            env={
+                **PLATFORM_ENV,
+                "FLASH_RESOURCE_NAME": "lb_worker",
+                "FLASH_MODULE_PATH": "lb_worker",
+            },
+            port=80,
+            volumes=(f"{volume}:/root/.runpod:ro",),
+        )
         assert container.wait_status(204, timeout=60).status_code == 204  # waiting for the volume
         time.sleep(10)  # the deliberate delay: the volume's content arrives 10 s after the start
         assert httpx.get(container.url + "/ping", timeout=5).status_code == 204
@@ -383,7 +500,11 @@ def test_platform_start_with_the_artifact_appearing_late(cpu_image: str, lb_arti
 # The packages the reference's image gives every app (APP_PACKAGES)
 
 APP_SITE = f"/opt/app/lib/python{STANDIN_PYTHON}/site-packages/"
-PYPROJECT_ENV = {**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "pyproject_worker", "FLASH_MODULE_PATH": "pyproject_worker"}
+PYPROJECT_ENV = {
+    **PLATFORM_ENV,
+    "FLASH_RESOURCE_NAME": "pyproject_worker",
+    "FLASH_MODULE_PATH": "pyproject_worker",
+}
 
 
 def test_app_packages_are_the_reference_workers_dependencies() -> None:
@@ -392,25 +513,41 @@ def test_app_packages_are_the_reference_workers_dependencies() -> None:
     cpu = app_packages()
     assert cpu == app_packages(ROOT / "images" / "gpu" / "Dockerfile")
     names = [package.split("=")[0].split(">")[0].split("[")[0] for package in cpu]
-    assert names == ["runpod-flash", "aiohttp", "cloudpickle", "pydantic", "requests", "runpod", "hf_transfer",
-                     "huggingface_hub", "fastapi", "uvicorn"]
+    assert names == [
+        "runpod-flash",
+        "aiohttp",
+        "cloudpickle",
+        "pydantic",
+        "requests",
+        "runpod",
+        "hf_transfer",
+        "huggingface_hub",
+        "fastapi",
+        "uvicorn",
+    ]
     assert "uvicorn[standard]>=0.34.0" in cpu
-    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "dev"
+    ]
     assert "runpod-flash==1.21.0" in pins and "runpod-flash==1.21.0" in cpu
 
 
-def test_pyproject_app_finds_the_reference_packages(pyproject_artifact: Path, cpu_image: str,
-                                                    run_container) -> None:
+def test_pyproject_app_finds_the_reference_packages(
+    pyproject_artifact: Path, cpu_image: str, run_container
+) -> None:
     """An app whose requirements.txt is empty (its dependencies in pyproject.toml, which flash
     build does not read): its artifact has runpod_flash's source but not its dependencies, nor
     requests or huggingface_hub, which its routes import. Served the platform's way."""
     with tarfile.open(pyproject_artifact) as archive:
         tops = {name.removeprefix("./").split("/")[0] for name in archive.getnames()}
     assert "runpod_flash" in tops
-    assert not tops & {"dotenv", "pydantic", "requests", "huggingface_hub", "fastapi", "runpod"}, tops
+    assert not tops & {"dotenv", "pydantic", "requests", "huggingface_hub", "fastapi", "runpod"}, (
+        tops
+    )
 
-    container = run_container(cpu_image, env=PYPROJECT_ENV, port=80,
-                              volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",))
+    container = run_container(
+        cpu_image, env=PYPROJECT_ENV, port=80, volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",)
+    )
     assert watch_ping(container) == [204, 200]
     response = httpx.get(container.url + "/modules", timeout=10)
     assert response.status_code == 200, response.text
@@ -420,52 +557,97 @@ def test_pyproject_app_finds_the_reference_packages(pyproject_artifact: Path, cp
     assert found["runpod_flash"] == "/app/runpod_flash/__init__.py"
     for name in ("dotenv", "pydantic", "requests", "huggingface_hub"):
         assert found[name].startswith(APP_SITE + name + "/"), (name, found[name])
-    response = httpx.post(container.url + "/repo-url", json={"repo_id": "org/model", "filename": "config.json"},
-                          timeout=10)
+    response = httpx.post(
+        container.url + "/repo-url",
+        json={"repo_id": "org/model", "filename": "config.json"},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
-    assert response.json() == {"url": "https://huggingface.co/org/model/resolve/main/config.json",
-                               "prepared": "https://huggingface.co/org/model/resolve/main/config.json?download=true"}
+    assert response.json() == {
+        "url": "https://huggingface.co/org/model/resolve/main/config.json",
+        "prepared": "https://huggingface.co/org/model/resolve/main/config.json?download=true",
+    }
     assert_worker_runs_as_flash_user(container)
 
 
-def test_pyproject_app_fails_on_the_lean_image(pyproject_artifact: Path, cpu_image_lean: str,
-                                               run_container) -> None:
+def test_pyproject_app_fails_on_the_lean_image(
+    pyproject_artifact: Path, cpu_image_lean: str, run_container
+) -> None:
     # APP_PACKAGES="" opts out: the same artifact cannot import runpod_flash's dependencies there.
-    container = run_container(cpu_image_lean, env=PYPROJECT_ENV, port=80,
-                              volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",))
+    container = run_container(
+        cpu_image_lean, env=PYPROJECT_ENV, port=80, volumes=(f"{pyproject_artifact}:{ARTIFACT}:ro",)
+    )
     assert container.exit_code(timeout=120) != 0
     errors = [r for r in container.logs() if r.get("event") == "startup error"]
     # runpod_flash's first import it cannot find (its endpoint module imports pydantic).
     assert errors and "No module named 'pydantic'" in errors[0]["error"], container.log_text()
 
 
-def test_app_packages_in_the_images(podman: Podman, cpu_image: str, cpu_image_lean: str, gpu_image: str) -> None:
-    script = ("import importlib.util as u\n"
-              "for name in ('runpod_flash', 'dotenv', 'runpod', 'fastapi', 'aiohttp', 'cloudpickle', 'requests',\n"
-              "             'hf_transfer', 'huggingface_hub', 'uvicorn', 'uvloop', 'torch', 'numpy'):\n"
-              "    spec = u.find_spec(name)\n"
-              "    print(name, spec.origin if spec else None)\n")
+def test_app_packages_in_the_images(
+    podman: Podman, cpu_image: str, cpu_image_lean: str, gpu_image: str
+) -> None:
+    script = (
+        "import importlib.util as u\n"
+        "for name in ('runpod_flash', 'dotenv', 'runpod', 'fastapi', 'aiohttp', 'cloudpickle', 'requests',\n"
+        "             'hf_transfer', 'huggingface_hub', 'uvicorn', 'uvloop', 'torch', 'numpy'):\n"
+        "    spec = u.find_spec(name)\n"
+        "    print(name, spec.origin if spec else None)\n"
+    )
     for image in (cpu_image, gpu_image):
-        origins = dict(line.split() for line in podman.output(image, "/opt/app/bin/python", "-c", script).splitlines())
-        for name in ("runpod_flash", "dotenv", "runpod", "fastapi", "aiohttp", "cloudpickle", "requests",
-                     "hf_transfer", "huggingface_hub", "uvicorn", "uvloop"):
+        origins = dict(
+            line.split()
+            for line in podman.output(image, "/opt/app/bin/python", "-c", script).splitlines()
+        )
+        for name in (
+            "runpod_flash",
+            "dotenv",
+            "runpod",
+            "fastapi",
+            "aiohttp",
+            "cloudpickle",
+            "requests",
+            "hf_transfer",
+            "huggingface_hub",
+            "uvicorn",
+            "uvloop",
+        ):
             assert origins[name].startswith(APP_SITE), (image, name, origins[name])
         if image == gpu_image:  # torch and numpy stay the base's
             base_site = f"/usr/local/lib/python{STANDIN_PYTHON}/dist-packages/"
-            assert origins["torch"].startswith(base_site) and origins["numpy"].startswith(base_site), origins
-        versions = podman.output(image, "/opt/app/bin/python", "-c",
-                                 "from importlib.metadata import version; print(version('runpod-flash'))")
+            assert origins["torch"].startswith(base_site) and origins["numpy"].startswith(
+                base_site
+            ), origins
+        versions = podman.output(
+            image,
+            "/opt/app/bin/python",
+            "-c",
+            "from importlib.metadata import version; print(version('runpod-flash'))",
+        )
         assert versions.strip() == "1.21.0"
     # pip resolved them together: no broken requirement among the app's packages (on the CPU image,
     # whose app environment sees no other site-packages).
-    check = podman.run("run", "--rm", "--network", "none", "--no-healthcheck", "--entrypoint", "/opt/app/bin/pip",
-                       cpu_image, "check", check=False)
+    check = podman.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "--entrypoint",
+        "/opt/app/bin/pip",
+        cpu_image,
+        "check",
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     lean = podman.output(cpu_image_lean, "/opt/app/bin/python", "-c", script)
     assert "runpod_flash None" in lean and "requests None" in lean
     # The runtime's own environment is untouched by them.
-    isolated = podman.output(cpu_image, RUNTIME_PYTHON, "-c",
-                             "import importlib.util as u; print(u.find_spec('runpod_flash'), u.find_spec('requests'))")
+    isolated = podman.output(
+        cpu_image,
+        RUNTIME_PYTHON,
+        "-c",
+        "import importlib.util as u; print(u.find_spec('runpod_flash'), u.find_spec('requests'))",
+    )
     assert isolated.split() == ["None", "None"]
 
 
@@ -478,14 +660,27 @@ def test_gpu_image_config(podman: Podman, gpu_image: str) -> None:
     env = dict(item.split("=", 1) for item in config["Env"])
     assert config.get("User", "") == ""
     assert config["Entrypoint"] == ENTRYPOINT
-    assert image["Healthcheck"]["Test"] == ["CMD", RUNTIME_PYTHON, "-I", "/opt/flash/healthcheck.py"]
+    assert image["Healthcheck"]["Test"] == [
+        "CMD",
+        RUNTIME_PYTHON,
+        "-I",
+        "/opt/flash/healthcheck.py",
+    ]
     assert env["FLASH_APP_VENV"] == "/opt/app" and env["PATH"].split(":")[0] == "/opt/app/bin"
     # The runtime's environment stays isolated from the base's packages; the app's sees them.
-    isolated = podman.output(gpu_image, RUNTIME_PYTHON, "-c",
-                             "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('numpy'))")
+    isolated = podman.output(
+        gpu_image,
+        RUNTIME_PYTHON,
+        "-c",
+        "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('numpy'))",
+    )
     assert isolated.split() == ["None", "None"]
-    app_sees = podman.output(gpu_image, "/opt/app/bin/python", "-c",
-                             "import torch, numpy; print(torch.__version__, torch.__file__)")
+    app_sees = podman.output(
+        gpu_image,
+        "/opt/app/bin/python",
+        "-c",
+        "import torch, numpy; print(torch.__version__, torch.__file__)",
+    )
     version, location = app_sees.split()
     assert version == "2.9.1+cu128"
     assert location == f"/usr/local/lib/python{STANDIN_PYTHON}/dist-packages/torch/__init__.py"
@@ -493,12 +688,24 @@ def test_gpu_image_config(podman: Podman, gpu_image: str) -> None:
     assert pip.strip() == "/opt/app/bin/pip"
 
 
-def test_gpu_app_imports_torch_and_numpy_from_the_base(gpu_image: str, gpu_artifact: Path, run_container) -> None:
-    container = run_container(gpu_image, env={**PLATFORM_ENV, "FLASH_RESOURCE_NAME": "gpu_worker",
-                                              "FLASH_MODULE_PATH": "gpu_worker"},
-                              port=80, volumes=(f"{gpu_artifact}:{ARTIFACT}:ro",))
+def test_gpu_app_imports_torch_and_numpy_from_the_base(
+    gpu_image: str, gpu_artifact: Path, run_container
+) -> None:
+    container = run_container(
+        gpu_image,
+        env={
+            **PLATFORM_ENV,
+            "FLASH_RESOURCE_NAME": "gpu_worker",
+            "FLASH_MODULE_PATH": "gpu_worker",
+        },
+        port=80,
+        volumes=(f"{gpu_artifact}:{ARTIFACT}:ro",),
+    )
     assert watch_ping(container) == [204, 200]
-    assert httpx.get(container.url + "/health", timeout=10).json() == {"status": "healthy", "service": "gpu"}
+    assert httpx.get(container.url + "/health", timeout=10).json() == {
+        "status": "healthy",
+        "service": "gpu",
+    }
     response = httpx.post(container.url + "/stats", json={"numbers": [1, 2, 3, 4]}, timeout=10)
     assert response.status_code == 200, response.text
     stats = response.json()
@@ -510,8 +717,9 @@ def test_gpu_app_imports_torch_and_numpy_from_the_base(gpu_image: str, gpu_artif
     assert_worker_runs_as_flash_user(container)
 
 
-def test_image_sizes(podman: Podman, standin_base: str, cpu_image: str, cpu_image_lean: str,
-                     gpu_image: str) -> None:
+def test_image_sizes(
+    podman: Podman, standin_base: str, cpu_image: str, cpu_image_lean: str, gpu_image: str
+) -> None:
     """Measure the CPU image against its base, the runtime's share of it and the lean image
     (APP_PACKAGES empty), and the GPU image's app environment (printed in -rP)."""
     base = podman.inspect(standin_base)["Size"]
@@ -521,10 +729,16 @@ def test_image_sizes(podman: Podman, standin_base: str, cpu_image: str, cpu_imag
     kib = {path: int(podman.output(cpu_image, "du", "-sk", path).split()[0]) for path in paths}
     lean_app_kib = int(podman.output(cpu_image_lean, "du", "-sk", "/opt/app").split()[0])
     gpu_app_kib = int(podman.output(gpu_image, "du", "-sk", "/opt/app").split()[0])
-    report = {"base_mb": base / 1e6, "image_mb": image / 1e6, "added_mb": (image - base) / 1e6,
-              "lean_image_mb": lean / 1e6, "lean_added_mb": (lean - base) / 1e6,
-              **{f"{path}_mb": size * 1024 / 1e6 for path, size in kib.items()},
-              "lean_/opt/app_mb": lean_app_kib * 1024 / 1e6, "gpu_/opt/app_mb": gpu_app_kib * 1024 / 1e6}
+    report = {
+        "base_mb": base / 1e6,
+        "image_mb": image / 1e6,
+        "added_mb": (image - base) / 1e6,
+        "lean_image_mb": lean / 1e6,
+        "lean_added_mb": (lean - base) / 1e6,
+        **{f"{path}_mb": size * 1024 / 1e6 for path, size in kib.items()},
+        "lean_/opt/app_mb": lean_app_kib * 1024 / 1e6,
+        "gpu_/opt/app_mb": gpu_app_kib * 1024 / 1e6,
+    }
     print("image sizes:", json.dumps({key: round(value, 2) for key, value in report.items()}))
     assert base < lean < image
     assert kib["/opt/flash/venv"] < kib["/opt/flash"]

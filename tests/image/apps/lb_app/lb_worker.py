@@ -38,5 +38,10 @@ def whoami() -> dict:
     import os
     import sys
 
-    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cwd": os.getcwd(),
-            "runpod_flash": sys.modules["runpod_flash"].__file__}
+    return {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "groups": os.getgroups(),
+        "cwd": os.getcwd(),
+        "runpod_flash": sys.modules["runpod_flash"].__file__,
+    }
