@@ -30,15 +30,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import structlog
 
 from .artifact import Unpacked, UnpackLimits, UnpackWriteError, extract, unpack_artifact
 from .errors import StartupError
+from .import_timer import Phases
 from .privileges import RunAs, running_as_root
 
 _log = structlog.get_logger("runtime.appcache")
@@ -111,7 +111,7 @@ def unpack_cached(
 def _unpack_cached(
     source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path
 ) -> CacheResult:
-    clock = _Clock()
+    clock = Phases()
     key = f"{clock.timed('artifact_hash', _sha256, source)}-{python_tag()}"
     problem = _usable_root(root)
     if problem is not None:
@@ -144,19 +144,7 @@ def _unpack_cached(
     )
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def timed(self, name: str, func: Callable[..., Any], *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return func(*args)
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-def _use(entry: Path, destination: Path, result: CacheResult, clock: _Clock) -> CacheResult:
+def _use(entry: Path, destination: Path, result: CacheResult, clock: Phases) -> CacheResult:
     clock.timed("cache_link", _link_tree, entry / TREE, destination)
     # The bytecode of the app's imports is what the entry keeps for the next start: written even
     # where PYTHONDONTWRITEBYTECODE is set (images set it to keep their layers clean).
@@ -171,7 +159,7 @@ def _plain(
     destination: Path,
     limits: UnpackLimits,
     reason: str,
-    clock: _Clock,
+    clock: Phases,
 ) -> CacheResult:
     """The unpack without a cache, as when none is configured."""
     source.seek(0)

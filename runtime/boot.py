@@ -23,7 +23,7 @@ from .errors import StartupError
 from .execute import Executor
 from .handlers import Handler, SyncPool
 from .health import Health, HealthState
-from .import_timer import ImportTimes
+from .import_timer import ImportTimes, Phases
 from .limits import Limiter
 from .loader import extend_sys_path, import_handlers, in_daemon_thread, resolve_hook, run_hook
 from .logs import flush_buffered_lines
@@ -59,18 +59,6 @@ class LoadedApp(msgspec.Struct):
     bytecode_store_hits: int | None = None  # modules whose code came from FLASH_BYTECODE_STORE
 
 
-class _Phases:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def timed(self, name: str, func: Callable[..., Any], *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return func(*args)
-        finally:
-            self.seconds[name] = time.perf_counter() - start
-
-
 def load_application(
     settings: Settings, pool: SyncPool, limiter: Limiter, artifact: IO[bytes] | None = None
 ) -> LoadedApp:
@@ -78,7 +66,7 @@ def load_application(
 
     `artifact` is the build archive, opened before privileges were dropped; it is unpacked here.
     """
-    phases = _Phases()
+    phases = Phases()
     cache = (
         phases.timed("unpack", _unpack, settings, artifact, phases.seconds)
         if artifact is not None

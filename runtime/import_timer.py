@@ -1,5 +1,6 @@
-"""Where an app's import time goes: each module's own execution time, as `python -X importtime`
-reports it ("self" time: the module's code, less the imports it makes), while the app loads.
+"""Where boot time goes: the boot's phases (`Phases`), and each module's own execution time while
+the app is imported, as `python -X importtime` reports it ("self" time: the module's code, less the
+imports it makes).
 
 The boot log line names the slowest modules, so a user sees what their cold start is made of
 (a model loaded at import, an SDK that probes the machine) without rerunning anything.
@@ -10,10 +11,24 @@ from __future__ import annotations
 import importlib.abc
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
+
+
+class Phases:
+    """Seconds per named phase of the boot; a phase timed twice adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, name: str, func: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return func(*args)
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 class ImportTimes:
