@@ -17,6 +17,12 @@ checks do not depend on which Python's `tarfile` (with or without extraction fil
 - Atomicity: members are written into a fresh staging directory inside the destination; only when
   the whole archive is extracted are its top-level entries renamed into place (replacing entries of
   the same name). A failure leaves the destination as it was.
+- Shared packages: with a `VenvPackages` (runtime/venvlinks.py), a file member byte-identical to the
+  app venv's file of the same relative path is not written; once every member is known, a folder
+  made only of such files (and such folders), whose venv counterpart lists exactly those names,
+  becomes a symbolic link to the venv's folder, and the other identical files are copied from the
+  venv, checked against the member's digest. Folders that may become links are created only when
+  something is written into them, or at the end.
 
 Every problem, a truncated gzip and a full disk included, is a StartupError naming the archive.
 """
@@ -24,18 +30,20 @@ Every problem, a truncated gzip and a full disk included, is a StartupError nami
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import StartupError
 from .tarstream import DIR, FILE, HARDLINK, SYMLINK, Member, TarFormatError, TarReader
+from .venvlinks import VenvChanged, VenvPackages
 
 _STAGING_PREFIX = ".flash-unpack-"
 _POLL = 0.25  # seconds between looks for a late artifact
@@ -53,6 +61,9 @@ class UnpackLimits:
 class Unpacked:
     members: int
     bytes: int
+    linked_dirs: int = 0  # folders linked to the app venv's identical ones
+    linked_files: int = 0  # files inside those folders, not written
+    copied_files: int = 0  # files identical to the venv's outside them, copied from it
 
 
 class UnpackWriteError(StartupError):
@@ -60,9 +71,14 @@ class UnpackWriteError(StartupError):
 
 
 def unpack_artifact(
-    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits
+    source: IO[bytes],
+    label: str,
+    destination: Path,
+    limits: UnpackLimits,
+    shared: VenvPackages | None = None,
 ) -> Unpacked:
-    """Extract the archive read from `source` into `destination`; `label` names it in errors."""
+    """Extract the archive read from `source` into `destination`; `label` names it in errors;
+    members identical to `shared`'s files are linked or copied from there."""
     try:
         destination.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(destination)
@@ -72,7 +88,7 @@ def unpack_artifact(
             f"{label}: cannot unpack into {destination}: {_os_reason(exc)}"
         ) from None
     try:
-        result = extract(source, label, staging, limits, shown=destination)
+        result = extract(source, label, staging, limits, shown=destination, shared=shared)
         try:
             _move_into_place(staging, destination)
         except OSError as exc:
@@ -85,11 +101,18 @@ def unpack_artifact(
 
 
 def extract(
-    source: IO[bytes], label: str, into: Path, limits: UnpackLimits, shown: Path | None = None
+    source: IO[bytes],
+    label: str,
+    into: Path,
+    limits: UnpackLimits,
+    shown: Path | None = None,
+    shared: VenvPackages | None = None,
 ) -> Unpacked:
     """Extract the archive into the empty folder `into` (`shown` in errors), which the caller removes on failure."""
     try:
-        return _Extraction(into, label, limits).run(source)
+        return _Extraction(into, label, limits, shared).run(source)
+    except VenvChanged as exc:
+        raise StartupError(f"{label}: the app venv's copy of a member: {exc}") from None
     except TarFormatError as exc:
         raise StartupError(
             f"{label}: not a readable .tar.gz archive (truncated or corrupt): {exc}"
@@ -140,15 +163,23 @@ def normalise(name: str) -> tuple[str, ...] | str:
 class _Extraction:
     """One pass over the archive's members, in order."""
 
-    def __init__(self, root: Path, label: str, limits: UnpackLimits):
+    def __init__(
+        self, root: Path, label: str, limits: UnpackLimits, shared: VenvPackages | None = None
+    ):
         self.prefix = str(root) + "/"
         self.label = label
         self.limits = limits
+        self.shared = shared
         self.kinds: dict[tuple[str, ...], str] = {(): "dir"}
         self.made: set[tuple[str, ...]] = {()}  # folders created so far
         self.links: list[tuple[str, tuple[str, ...], str]] = []
+        # With `shared`: folder members not created yet, and files identical to the venv's not
+        # written yet (mode, mtime, SHA-256 of the data).
+        self.dir_modes: dict[tuple[str, ...], int] = {}
+        self.deferred: dict[tuple[str, ...], tuple[int, float, bytes]] = {}
         self.members = 0
         self.bytes = 0
+        self.linked_dirs = self.linked_files = self.copied_files = 0
         self.umask = _umask()
 
     def refuse(self, name: str, why: str) -> StartupError:
@@ -167,10 +198,14 @@ class _Extraction:
         # earlier link's target into a link) and created last, so no write ever follows one.
         for name, parts, target in self.links:
             self.check_symlink(name, parts, target)
+        if self.shared is not None:
+            self.place_shared(self.shared)
         for _name, parts, target in self.links:
             self.makedirs(parts[:-1])
             os.symlink(target, self.path(parts))
-        return Unpacked(self.members, self.bytes)
+        return Unpacked(
+            self.members, self.bytes, self.linked_dirs, self.linked_files, self.copied_files
+        )
 
     def path(self, parts: tuple[str, ...]) -> str:
         return self.prefix + "/".join(parts)
@@ -184,11 +219,16 @@ class _Extraction:
         self.check_parents(member.name, parts)
         if member.kind == DIR:
             self.claim(member.name, parts, "dir")
-            self.make_dir(parts, _safe_mode(member.mode) | 0o700)
+            mode = _safe_mode(member.mode) | 0o700
+            if self.shared is None or parts in self.made:
+                self.make_dir(parts, mode)
+            else:
+                self.dir_modes[parts] = mode  # it may become a link
         elif member.kind == FILE:
             self.count_bytes(member)
-            replaced = self.claim(member.name, parts, "file")
-            self.write_file(reader, member, parts, replaced)
+            if self.claim(member.name, parts, "file"):
+                self.forget(parts)  # a later member of the same name wins, as with tar
+            self.add_file(reader, member, parts)
         elif member.kind == SYMLINK:
             self.claim(member.name, parts, "link")
             self.links.append((member.name, parts, member.linkname))
@@ -199,8 +239,10 @@ class _Extraction:
                     member.name,
                     f"is a hard link to {member.linkname!r}, which is not a file extracted before it",
                 )
+            if source in self.deferred:
+                self.copy_shared(source)
             if self.claim(member.name, parts, "file"):
-                os.unlink(self.path(parts))
+                self.forget(parts)
             self.makedirs(parts[:-1])
             os.link(self.path(source), self.path(parts), follow_symlinks=False)
         else:
@@ -256,7 +298,7 @@ class _Extraction:
         """Create the missing folders of `parts` (owner-only until a folder member gives a mode)."""
         if parts not in self.made:
             self.makedirs(parts[:-1])
-            self.make_dir(parts, 0o700)
+            self.make_dir(parts, self.dir_modes.pop(parts, 0o700))
 
     def make_dir(self, parts: tuple[str, ...], mode: int) -> None:
         # The final mode at once: it always lets the owner write, so later members still go in.
@@ -270,27 +312,87 @@ class _Extraction:
             os.chmod(path, mode)
         self.made.add(parts)
 
-    def write_file(
-        self, reader: TarReader, member: Member, parts: tuple[str, ...], replaced: bool
-    ) -> None:
-        self.makedirs(parts[:-1])
-        path = self.path(parts)
-        if replaced:
-            os.unlink(path)  # a later member of the same name wins, as with tar
+    def forget(self, parts: tuple[str, ...]) -> None:
+        """Drop the file an earlier member of this name left (written, or deferred)."""
+        if self.deferred.pop(parts, None) is None:
+            os.unlink(self.path(parts))
+
+    def add_file(self, reader: TarReader, member: Member, parts: tuple[str, ...]) -> None:
         mode = _safe_mode(member.mode) | 0o600
-        fd = os.open(path, _CREATE, mode)
+        chunks: Iterable[bytes] = (
+            (reader.data(),) if member.size <= _WHOLE else reader.data_chunks()
+        )
+        shared = self.shared
+        if shared is not None and shared.size_of(parts, bool(mode & 0o100)) == member.size:
+            chunks = list(chunks)  # at most the size of a file the venv holds
+            if shared.holds(parts, chunks):
+                digest = hashlib.sha256()
+                for chunk in chunks:
+                    digest.update(chunk)
+                self.deferred[parts] = (mode, member.mtime, digest.digest())
+                return
+        self.write(parts, mode, member.mtime, chunks)
+
+    def write(
+        self, parts: tuple[str, ...], mode: int, mtime: float, chunks: Iterable[bytes]
+    ) -> None:
+        """Create the file with its final mode, write it in as few calls as its pieces, date it."""
+        self.makedirs(parts[:-1])
+        fd = os.open(self.path(parts), _CREATE, mode)
         try:
-            if member.size <= _WHOLE:
-                _write_all(fd, reader.data())
-            else:
-                for piece in reader.data_chunks():
-                    _write_all(fd, piece)
+            for piece in chunks:
+                _write_all(fd, piece)
             if mode & self.umask:
                 os.fchmod(fd, mode)
-            if member.mtime:
-                os.utime(fd, (member.mtime, member.mtime))
+            if mtime:
+                os.utime(fd, (mtime, mtime))
         finally:
             os.close(fd)
+
+    def copy_shared(self, parts: tuple[str, ...]) -> None:
+        """Write a deferred file from the venv's copy, which must still match the member."""
+        assert self.shared is not None
+        mode, mtime, digest = self.deferred.pop(parts)
+        self.write(parts, mode, mtime, (self.shared.read_verified(parts, digest),))
+        self.copied_files += 1
+
+    def place_shared(self, shared: VenvPackages) -> None:
+        """Once every member is known: link the folders the venv holds whole, copy the other
+        deferred files, create the folders still pending."""
+        children: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for parts in self.kinds:
+            if parts:
+                children.setdefault(parts[:-1], []).append(parts)
+        whole: dict[tuple[str, ...], bool] = {}
+        folders = [p for p, kind in self.kinds.items() if kind == "dir" and p]
+        for parts in sorted(folders, key=len, reverse=True):  # children before parents
+            kids = children.get(parts, [])
+            whole[parts] = (
+                parts not in self.made
+                and all(
+                    kid in self.deferred if self.kinds[kid] == "file" else whole.get(kid, False)
+                    for kid in kids
+                )
+                and shared.listing(parts) == {kid[-1] for kid in kids}
+            )
+        linked = {p for p, ok in whole.items() if ok and not whole.get(p[:-1], False)}
+
+        def under_link(parts: tuple[str, ...]) -> bool:
+            return any(parts[:depth] in linked for depth in range(1, len(parts)))
+
+        for parts in sorted(linked):
+            self.makedirs(parts[:-1])
+            os.symlink(shared.target(parts), self.path(parts))
+        self.linked_dirs = len(linked)
+        for parts in list(self.deferred):
+            if under_link(parts):
+                del self.deferred[parts]
+                self.linked_files += 1
+            else:
+                self.copy_shared(parts)
+        for parts in sorted(self.dir_modes, key=len):
+            if parts in self.dir_modes and parts not in linked and not under_link(parts):
+                self.makedirs(parts)
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

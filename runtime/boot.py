@@ -39,6 +39,7 @@ from .metrics import make_metrics
 from .privileges import drop_privileges, running_as_root
 from .server import Server, bind_address, exit_by
 from .settings import Settings
+from .venvlinks import VenvPackages, site_packages
 
 _log = structlog.get_logger("runtime.boot")
 
@@ -57,6 +58,7 @@ class LoadedApp(msgspec.Struct):
     version: str = ""
     artifact_cache: str | None = None  # FLASH_CACHE_DIR's result: hit, miss or ignored
     bytecode_store_hits: int | None = None  # modules whose code came from FLASH_BYTECODE_STORE
+    app_venv_links: dict[str, int] | None = None  # what the unpack took from FLASH_APP_VENV
 
 
 def load_application(
@@ -67,10 +69,10 @@ def load_application(
     `artifact` is the build archive, opened before privileges were dropped; it is unpacked here.
     """
     phases = Phases()
-    cache = (
+    cache, links = (
         phases.timed("unpack", _unpack, settings, artifact, phases.seconds)
         if artifact is not None
-        else None
+        else (None, None)
     )
 
     def read_manifest() -> tuple[str, list[Route], Manifest]:
@@ -127,6 +129,7 @@ def load_application(
         version,
         cache,
         store.hits if store is not None else None,
+        links,
     )
 
 
@@ -149,14 +152,17 @@ def app_title(manifest: Manifest, resource: str) -> tuple[str, str]:
 
 def _unpack(
     settings: Settings, artifact: IO[bytes], phases: dict[str, float] | None = None
-) -> str | None:
-    """Unpack (or, with FLASH_CACHE_DIR, link the cached tree); the cache's result, if one is set."""
+) -> tuple[str | None, dict[str, int] | None]:
+    """Unpack (or, with FLASH_CACHE_DIR, link the cached tree): the cache's result, if one is set,
+    and what was taken from the app venv, when FLASH_LINK_APP_VENV applied."""
     label = f"{settings.artifact_setting}={settings.artifact_path}"
     limits = UnpackLimits(settings.artifact_max_bytes, settings.artifact_max_members)
     unpacked: Unpacked | None
+    shared = _venv_packages(settings)
     with artifact:
         if settings.artifact_cache is None:
-            unpacked, cache = unpack_artifact(artifact, label, settings.module_path, limits), None
+            unpacked = unpack_artifact(artifact, label, settings.module_path, limits, shared)
+            cache = None
         else:
             cache = unpack_cached(
                 artifact, label, settings.module_path, limits, settings.artifact_cache
@@ -164,14 +170,33 @@ def _unpack(
             unpacked = cache.unpacked
             if phases is not None:
                 phases.update(cache.seconds)
+    links = _linked(unpacked) if shared is not None and unpacked is not None else None
     _log.info(
         "unpacked",
         artifact=str(settings.artifact_path),
         into=str(settings.module_path),
         members=unpacked.members if unpacked else None,
         bytes=unpacked.bytes if unpacked else None,
+        **(links or {}),
     )
-    return cache.result if cache else None
+    return (cache.result if cache else None), links
+
+
+def _venv_packages(settings: Settings) -> VenvPackages | None:
+    """The app venv's site-packages for the unpacker to link identical members to (a plain
+    unpack only: a cache entry on a network volume outlives the image whose venv it would name)."""
+    if settings.app_venv is None or not settings.link_app_venv or settings.artifact_cache:
+        return None
+    folder = site_packages(settings.app_venv)
+    return VenvPackages(folder) if folder is not None else None
+
+
+def _linked(unpacked: Unpacked) -> dict[str, int]:
+    return {
+        "linked_dirs": unpacked.linked_dirs,
+        "linked_files": unpacked.linked_files,
+        "copied_files": unpacked.copied_files,
+    }
 
 
 def open_privileged(settings: Settings) -> IO[bytes] | None:
@@ -385,6 +410,7 @@ class _Boot:
             phases_ms=_ms(app.phases),
             artifact_cache=app.artifact_cache,
             bytecode_store_hits=app.bytecode_store_hits,
+            app_venv_links=app.app_venv_links,
             slowest_imports_ms=app.slowest_imports,
             settings=self.settings.public(),
             uid=os.getuid(),

@@ -53,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bytecode_store: Path | None = None
     run_as: RunAs = APP_USER
     app_venv: Path | None = None
+    link_app_venv: bool = True
     startup_hook: str | None = None
 
     host: str = "0.0.0.0"
@@ -130,6 +131,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             bytecode_store=_bytecode_store(env),
             run_as=reader.user("FLASH_USER", DEFAULT_USER, deployed),
             app_venv=reader.path("FLASH_APP_VENV"),
+            link_app_venv=reader.flag("FLASH_LINK_APP_VENV", True),
             startup_hook=reader.text("FLASH_STARTUP_HOOK", None, _valid_hook),
             host=reader.text("HOST", "0.0.0.0"),
             port=port,

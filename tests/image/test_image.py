@@ -488,12 +488,16 @@ def test_platform_start_with_the_artifact_mounted(
     who = httpx.post(container.url + "/whoami", json={}, timeout=10).json()
     assert (who["uid"], who["gid"], who["groups"], who["cwd"]) == (10001, 10001, [], "/app")
     assert who["runpod_flash"].startswith("/app/runpod_flash/")  # the artifact's own copy
-    # The image's bytecode store (root's, read-only to the worker) served the artifact's copies of
-    # the image's own packages on this first start.
+    # The artifact's folders identical to the image's app venv were linked to it, not written.
     boot = next(r for r in container.logs() if r.get("event") == "boot")
-    assert boot["bytecode_store_hits"] > 100, boot
-    owner, mode = container.exec("stat", "-c", "%U %a", "/opt/flash/bytecode").split()
-    assert (owner, mode) == ("root", "755")
+    links = boot["app_venv_links"]
+    assert links["linked_dirs"] > 50 and links["linked_files"] > 1000, boot
+    linked = dict(
+        line.split(" ", 1)
+        for line in container.exec("find", "/app", "-type", "l", "-printf", "%p %l\\n").splitlines()
+    )
+    assert len(linked) == links["linked_dirs"]
+    assert all(target == APP_SITE + path[len("/app/") :] for path, target in linked.items())
     assert_worker_runs_as_flash_user(container)
     assert_sigterm_drains(container)
 
@@ -508,6 +512,7 @@ def test_platform_start_with_the_artifact_appearing_late(
                 **PLATFORM_ENV,
                 "FLASH_RESOURCE_NAME": "lb_worker",
                 "FLASH_MODULE_PATH": "lb_worker",
+                "FLASH_LINK_APP_VENV": "0",  # every member written: the bytecode store serves them
             },
             port=80,
             volumes=(f"{volume}:/root/.runpod:ro",),
@@ -521,6 +526,12 @@ def test_platform_start_with_the_artifact_appearing_late(
         partial.rename(Path(volume) / "artifact.tar.gz")
         container.wait_status(200, timeout=90)
         assert_lb_app_answers_as_the_reference(container.url)
+        # The image's bytecode store (root's, read-only to the worker) served the artifact's
+        # copies of the image's own packages on this first start.
+        boot = next(r for r in container.logs() if r.get("event") == "boot")
+        assert boot["bytecode_store_hits"] > 100 and boot["app_venv_links"] is None, boot
+        owner, mode = container.exec("stat", "-c", "%U %a", "/opt/flash/bytecode").split()
+        assert (owner, mode) == ("root", "755")
         assert_worker_runs_as_flash_user(container)
         assert_sigterm_drains(container)
 
