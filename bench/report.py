@@ -204,10 +204,19 @@ def targets(results: dict) -> list[dict]:
 
 REALAPP_PATHS = (  # (row, label); `fill` is the cached row's first boot
     ("artifact", "real app: archive on disk -> first 200"),
+    ("unlinked", "real app: archive on disk, FLASH_LINK_APP_VENV=0 -> first 200"),
     ("unpacked", "real app: unpacked tree -> first 200"),
     ("cached", "real app: second boot with a persistent cache -> first 200"),
     ("fill", "real app: first boot, filling the cache -> first 200"),
 )
+
+
+# Rows whose reference figure is its archive row's, and why.
+_SAME_AS_ARCHIVE = {
+    "unlinked": " = archive row",
+    "cached": " = archive row (no cache)",
+    "fill": " = archive row (no cache)",
+}
 
 
 def _span(s: dict | None) -> str:
@@ -253,11 +262,9 @@ def cold_start_table(results: dict) -> str:
             run, ref = _get(real, row, "runtime"), _get(real, row, "reference")
         if run is None and ref is None:
             continue
-        ref_text = _span(ref) + (
-            " = archive row (no cache)" if row in ("cached", "fill") and ref else ""
-        )
+        ref_text = _span(ref) + (_SAME_AS_ARCHIVE.get(row, "") if ref else "")
         ratio = _ratio(_get(run or {}, "first_200_ms"), _get(ref or {}, "first_200_ms"))
-        ref_phases = "–" if row in ("cached", "fill") else _phases(_get(ref or {}, "phases_ms"))
+        ref_phases = "–" if row in _SAME_AS_ARCHIVE else _phases(_get(ref or {}, "phases_ms"))
         rows_out.append(
             f"| {label} | {ref_text} | {_span(run)} | {_f(ratio, '.2f')} | "
             f"{_phases(_get(run or {}, 'phases_ms'))} | {ref_phases} |"
@@ -271,11 +278,12 @@ def _store_text(results: dict) -> str:
     if store is None:  # results from before the store existed
         return ""
     if not store:
-        return "The runtime boots without a bytecode store (`--no-bytecode-store`). "
+        return "The runtime boots without a bytecode store or app venv (`--no-bytecode-store`). "
     return (
-        "The runtime boots with the image's bytecode store (`FLASH_BYTECODE_STORE`: the images' "
-        "APP_PACKAGES pip-installed and compiled by `python -m runtime.bytecode build`, as the "
-        "images do, `bench/apps/image_bytecode.py`); the reference has nothing like it. "
+        "The runtime boots with the image's app venv and bytecode store (`FLASH_APP_VENV`, "
+        "`FLASH_BYTECODE_STORE`: the images' APP_PACKAGES pip-installed and compiled by "
+        "`python -m runtime.bytecode build`, as the images do, `bench/apps/image_bytecode.py`); "
+        "the reference has nothing like the store. "
     )
 
 
@@ -303,6 +311,16 @@ def realapp_notes(results: dict) -> list[str]:
                 f"- Runtime's slowest imports (own time, ms, median boot), {label.split(': ', 1)[1]}: "
                 + ", ".join(f"`{k}` {v:.0f}" for k, v in slow.items())
             )
+    boots = _get(real, "artifact", "runtime", "runs") or []
+    links = [b.get("app_venv_links") for b in boots]
+    if any(links):
+        first = next(link for link in links if link)
+        out.append(
+            f"- The runtime's archive boots took {first['linked_dirs']} folders "
+            f"({first['linked_files']} files) from the app venv as links and copied "
+            f"{first['copied_files']} files from it (FLASH_LINK_APP_VENV), of "
+            f"{build.get('files', '?')} files in the archive."
+        )
     files = _get(real, "cached", "runtime", "cache_files")
     if files is not None:
         out.append(

@@ -307,6 +307,7 @@ class Server:
                         "phases_ms": record.get("phases_ms"),
                         "slowest_imports_ms": record.get("slowest_imports_ms"),
                         "bytecode_store_hits": record.get("bytecode_store_hits"),
+                        "app_venv_links": record.get("app_venv_links"),
                     }
         return None
 
@@ -375,9 +376,11 @@ def realapp_spec(
     cache: Path | None = None,
     store: Path | None = None,
 ) -> ServerSpec:
-    """`name` booting the real app into app_dir (created here): from the archive (`artifact`) or
-    from a fresh copy of the unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR,
-    `store` its FLASH_BYTECODE_STORE (off when None)."""
+    """`name` booting the real app into app_dir (created here): from the archive (`artifact`, and
+    for the runtime `unlinked`: the same with FLASH_LINK_APP_VENV=0) or from a fresh copy of the
+    unpacked tree (`unpacked`); `cache` is the runtime's FLASH_CACHE_DIR, `store` its
+    FLASH_BYTECODE_STORE (off when None), whose folder's `venv` is then its FLASH_APP_VENV (the
+    image's /opt/app: APP_PACKAGES pip-installed, bench/apps/image_bytecode.py)."""
     port = free_port()
     env = _base_env()
     if name == REFERENCE:
@@ -418,14 +421,17 @@ def realapp_spec(
             "LOG_FORMAT": "json",
         }
     )
-    if row == "artifact":
+    if row in ("artifact", "unlinked"):
         app_dir.mkdir(parents=True)
         env["FLASH_ARTIFACT_PATH"] = str(real.artifact)
+        env["FLASH_LINK_APP_VENV"] = "0" if row == "unlinked" else "1"
     else:
         shutil.copytree(real.unpacked, app_dir, symlinks=True)
     if cache is not None:
         env["FLASH_CACHE_DIR"] = str(cache)
     env["FLASH_BYTECODE_STORE"] = str(store) if store is not None else "off"
+    if store is not None:
+        env["FLASH_APP_VENV"] = str(image_bytecode.venv_of(store))
     return ServerSpec(name, [RUNTIME_PYTHON, str(ENTRYPOINT)], ROOT, env, port)
 
 
@@ -737,7 +743,7 @@ class Bench:
 
     # -- cold start of a real app
 
-    REALAPP_ROWS = ("artifact", "unpacked", "cached")
+    REALAPP_ROWS = ("artifact", "unlinked", "unpacked", "cached")
 
     def phase_realapp(self) -> None:
         """Cold starts of a real Flash app (bench/apps/lb_example), built by the real `flash build`
@@ -745,7 +751,11 @@ class Bench:
 
         artifact  exec -> first 200 from the archive on disk: the reference unpacks it as
                   worker-flash-lb does (bench/apps/reference_unpack.py), the runtime with
-                  FLASH_ARTIFACT_PATH into an empty FLASH_MODULE_PATH;
+                  FLASH_ARTIFACT_PATH into an empty FLASH_MODULE_PATH, linking what the image's
+                  app venv holds byte for byte (FLASH_LINK_APP_VENV, the default);
+        unlinked  the runtime's `artifact` boot with FLASH_LINK_APP_VENV=0: every member written,
+                  as for an app whose packages are not the image's versions (the reference's
+                  figure for this path is its `artifact` one);
         unpacked  exec -> first 200 from a fresh copy of the unpacked tree (the reference on
                   bench/reference.py's generated handler);
         cached    the runtime booted twice from the archive with FLASH_CACHE_DIR on one fresh
@@ -753,8 +763,9 @@ class Bench:
                   and stopped only once nothing was added to the cache for a second); the
                   reference has no cache, so its figure for this path is its `artifact` one.
 
-        The runtime boots with the images' bytecode store (bench/apps/image_bytecode.py: APP_PACKAGES
-        compiled as the images compile them) unless --no-bytecode-store; the reference has none.
+        The runtime boots with the images' bytecode store and app venv (bench/apps/image_bytecode.py:
+        APP_PACKAGES installed and compiled as the images do) unless --no-bytecode-store; the
+        reference has none.
         Runs alternate (reference, runtime, ...; each round starts with the other server), after
         one unmeasured round that also checks a route of each server.
         """
@@ -780,6 +791,7 @@ class Bench:
             reference.build(real.unpacked, reference_tree, real.manifest, real.resource)
         rows = {
             "artifact": names,
+            "unlinked": [RUNTIME] if RUNTIME in names and self.store is not None else [],
             "unpacked": names,
             "cached": [RUNTIME] if RUNTIME in names else [],
         }
@@ -808,11 +820,17 @@ class Bench:
                     if round_no >= 0:
                         samples[(row, name)].append(result)
                         hits = result.get("bytecode_store_hits")
+                        links = result.get("app_venv_links")
                         log(
                             f"  {row:8s} {name:9s} {result['first_200_ms']:6.0f} ms to 200"
                             + (
                                 f" ({hits} modules from the bytecode store)"
                                 if hits is not None
+                                else ""
+                            )
+                            + (
+                                f" ({links['linked_dirs']} folders linked to the app venv)"
+                                if links
                                 else ""
                             )
                         )
@@ -826,8 +844,9 @@ class Bench:
                 summary["fill"] = summarize_boots([b["fill"] for b in boots])
                 summary["cache_files"] = [b["cache_files"] for b in boots]
             out.setdefault(row, {})[name] = summary
-        if "reference" in out.get("artifact", {}) and "cached" in out:
-            out["cached"]["reference"] = {**out["artifact"]["reference"], "same_as": "artifact"}
+        for row in ("unlinked", "cached"):
+            if "reference" in out.get("artifact", {}) and row in out:
+                out[row]["reference"] = {**out["artifact"]["reference"], "same_as": "artifact"}
         section.update(
             {
                 "build": real.info,
@@ -899,6 +918,7 @@ class Bench:
             "phases_ms": record.get("phases_ms"),
             "slowest_imports_ms": record.get("slowest_imports_ms"),
             "bytecode_store_hits": record.get("bytecode_store_hits"),
+            "app_venv_links": record.get("app_venv_links"),
         }
 
     # -- long-lived servers: memory, load, body
@@ -1215,7 +1235,7 @@ def main() -> int:
     parser.add_argument(
         "--no-bytecode-store",
         action="store_true",
-        help="realapp: boot the runtime without the images' bytecode store",
+        help="realapp: boot the runtime without the images' bytecode store and app venv",
     )
     parser.add_argument(
         "--merge",

@@ -51,6 +51,11 @@ def ensure(python: str, log=print) -> Path:
     return folder / "store"
 
 
+def venv_of(store: Path) -> Path:
+    """The virtualenv the store was compiled from: the image's /opt/app (FLASH_APP_VENV)."""
+    return store.parent / "venv"
+
+
 def _build(folder: Path, python: str, packages: list[str], version: str) -> None:
     # Built in place (a virtualenv's scripts name its path); build.json, written last, marks it done.
     if folder.exists():
