@@ -1,6 +1,6 @@
 # Benchmarks: the runtime against the reference (runpod_flash's FastAPI app on uvicorn).
 # Included by the Makefile; uses its VENV, PY and venv target.
-.PHONY: bench bench-quick bench-setup bench-profile bench-inprocess
+.PHONY: bench bench-quick bench-setup bench-profile bench-inprocess bench-unpack
 RUNTIME_VENV := .venv-runtime
 
 bench-setup: $(RUNTIME_VENV)/.installed
@@ -29,3 +29,8 @@ bench-profile: venv bench-setup
 ## bench-inprocess: the runtime's own cost per request, no server (INPROCESS_ARGS="--profile" for cProfile)
 bench-inprocess: venv
 	$(PY) bench/inprocess.py $(INPROCESS_ARGS)
+
+## bench-unpack: the real-app archive unpacked alone (tarfile, the runtime, the runtime with app venv
+## links), alternating, pinned to CPU 0 (UNPACK_ARGS="--rounds 5 --into /var/tmp")
+bench-unpack: venv bench-setup
+	taskset -c 0 $(RUNTIME_VENV)/bin/python bench/apps/unpack_alone.py $(UNPACK_ARGS)

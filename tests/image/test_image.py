@@ -491,6 +491,7 @@ def test_platform_start_with_the_artifact_mounted(
     # The artifact's folders identical to the image's app venv were linked to it, not written.
     boot = next(r for r in container.logs() if r.get("event") == "boot")
     links = boot["app_venv_links"]
+    print(f"app venv links: {links}, boot phases (ms): {boot['phases_ms']}")
     assert links["linked_dirs"] > 50 and links["linked_files"] > 1000, boot
     linked = dict(
         line.split(" ", 1)
