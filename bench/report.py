@@ -489,7 +489,9 @@ def markdown(results: dict) -> str:
                 "each boot into a fresh app folder. Archive on disk: the reference extracts it with "
                 "`tarfile` into its app folder and imports the generated handler, as "
                 "worker-flash-lb's `lb_handler` does (`bench/apps/reference_unpack.py`); the runtime "
-                "gets `FLASH_ARTIFACT_PATH` and an empty `FLASH_MODULE_PATH`. Unpacked tree: both "
+                "gets `FLASH_ARTIFACT_PATH` and an empty `FLASH_MODULE_PATH` and links the "
+                "folders its app venv holds byte for byte; `FLASH_LINK_APP_VENV=0`: the same with "
+                "every member written (the reference's figure is its archive row's). Unpacked tree: both "
                 "start on a fresh copy of the unpacked archive (the reference on "
                 "`bench/reference.py`'s generated handler). Persistent cache: the runtime boots "
                 "twice from the archive with `FLASH_CACHE_DIR` on one fresh folder, the second boot "
@@ -874,5 +876,6 @@ if __name__ == "__main__":
         sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "results.json"
     )
     saved = json.loads(source.read_text())
+    source.with_name("results.md").write_text(markdown(saved))
     chart(saved, source.with_name("chart.png"))
-    print(source.with_name("chart.png"))
+    print(source.with_name("results.md"), source.with_name("chart.png"))
