@@ -8,9 +8,14 @@ The app folder then gets one symbolic link per top-level entry of the tree, so t
 same `/app` either way, and the bytecode Python writes at import (`__pycache__`, a top-level one
 included) lands in the entry: the next start imports from bytecode.
 
+With the app venv's packages (`shared`, FLASH_LINK_APP_VENV), the tree holds links to the venv's
+folders that the archive carries byte for byte (runtime/venvlinks.py): the key then also names the
+venv (`-venv<id>`: its path and installed distributions), and the marker records a digest of the
+linked venv folders (names, kinds, modes, sizes, file times), which a hit must still match.
+
 An entry is used only when the cache folder, the entry, its marker and every file of its tree are
-owned by the worker's user and writable by nobody else, the marker's key matches, and the tree
-matches the marker's listing. Anything else (a crash mid-write, a changed or foreign tree) is
+owned by the worker's user and writable by nobody else, the marker's key matches, the tree
+matches the marker's listing, and the venv folders it links to match theirs. Anything else (a crash mid-write, a changed or foreign tree) is
 logged and ignored: a new entry is built beside it (`<key>.1`, `<key>.2`...) and the old one left
 alone, since another worker may be serving from it. Entries are built in a staging folder renamed
 into place, so workers that start together never see each other's half-written trees; the loser
@@ -40,6 +45,7 @@ from .artifact import Unpacked, UnpackLimits, UnpackWriteError, extract, unpack_
 from .errors import StartupError
 from .import_timer import Phases
 from .privileges import RunAs, running_as_root
+from .venvlinks import VenvPackages
 
 _log = structlog.get_logger("runtime.appcache")
 
@@ -94,10 +100,16 @@ class CacheResult:
 
 
 def unpack_cached(
-    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path
+    source: IO[bytes],
+    label: str,
+    destination: Path,
+    limits: UnpackLimits,
+    root: Path,
+    shared: VenvPackages | None = None,
 ) -> CacheResult:
-    """Link a valid entry for this archive into `destination`, building it first when there is none."""
-    result = _unpack_cached(source, label, destination, limits, root)
+    """Link a valid entry for this archive into `destination`, building it first when there is
+    none; members identical to `shared`'s files are linked to them (see the module's text)."""
+    result = _unpack_cached(source, label, destination, limits, root, shared)
     log = _log.warning if result.result == "ignored" else _log.info
     log(
         "artifact cache",
@@ -109,17 +121,27 @@ def unpack_cached(
 
 
 def _unpack_cached(
-    source: IO[bytes], label: str, destination: Path, limits: UnpackLimits, root: Path
+    source: IO[bytes],
+    label: str,
+    destination: Path,
+    limits: UnpackLimits,
+    root: Path,
+    shared: VenvPackages | None,
 ) -> CacheResult:
     clock = Phases()
     key = f"{clock.timed('artifact_hash', _sha256, source)}-{python_tag()}"
+    venv = shared.identity() if shared is not None else None
+    if venv is None:
+        shared = None
+    else:
+        key += f"-venv{venv}"
     problem = _usable_root(root)
     if problem is not None:
-        return _plain(source, label, destination, limits, f"{root}: {problem}", clock)
+        return _plain(source, label, destination, limits, f"{root}: {problem}", clock, shared)
     _sweep_staging(root)
     ignored: list[str] = []
     for slot in _slots(root, key):
-        reason = clock.timed("cache_check", entry_problem, slot, key, limits)
+        reason = clock.timed("cache_check", entry_problem, slot, key, limits, shared)
         if reason is None:
             hit = CacheResult("hit", _marker_counts(slot), slot, "; ".join(ignored) or None)
             return _use(slot, destination, hit, clock)
@@ -127,18 +149,15 @@ def _unpack_cached(
             _log.warning("artifact cache entry ignored", entry=str(slot), reason=reason)
             ignored.append(f"{slot.name}: {reason}")
     try:
-        entry, unpacked = clock.timed("cache_build", _build, source, label, root, key, limits)
-    except UnpackWriteError as exc:
-        return _plain(source, label, destination, limits, f"cannot write the cache: {exc}", clock)
-    if entry is None:
-        return _plain(
-            source,
-            label,
-            destination,
-            limits,
-            f"no free slot for {key}: {'; '.join(ignored)}",
-            clock,
+        entry, unpacked = clock.timed(
+            "cache_build", _build, source, label, root, key, limits, shared
         )
+    except UnpackWriteError as exc:
+        reason = f"cannot write the cache: {exc}"
+        return _plain(source, label, destination, limits, reason, clock, shared)
+    if entry is None:
+        reason = f"no free slot for {key}: {'; '.join(ignored)}"
+        return _plain(source, label, destination, limits, reason, clock, shared)
     return _use(
         entry, destination, CacheResult("miss", unpacked, entry, "; ".join(ignored) or None), clock
     )
@@ -160,10 +179,13 @@ def _plain(
     limits: UnpackLimits,
     reason: str,
     clock: Phases,
+    shared: VenvPackages | None,
 ) -> CacheResult:
     """The unpack without a cache, as when none is configured."""
     source.seek(0)
-    unpacked = clock.timed("unpack_plain", unpack_artifact, source, label, destination, limits)
+    unpacked = clock.timed(
+        "unpack_plain", unpack_artifact, source, label, destination, limits, shared
+    )
     return CacheResult("ignored", unpacked, None, reason, clock.seconds)
 
 
@@ -210,7 +232,9 @@ def _usable_root(root: Path) -> str | None:
     return None
 
 
-def entry_problem(entry: Path, key: str, limits: UnpackLimits) -> str | None:
+def entry_problem(
+    entry: Path, key: str, limits: UnpackLimits, shared: VenvPackages | None = None
+) -> str | None:
     """Why `entry` must not be used for `key` ("missing" when there is none), or None when it is sound."""
     try:
         st = os.lstat(entry)
@@ -238,6 +262,11 @@ def entry_problem(entry: Path, key: str, limits: UnpackLimits) -> str | None:
         return listing.problem
     if listing.digest != marker.get("tree"):
         return "the tree does not match its marker (torn or changed)"
+    if listing.venv_links:
+        if shared is None:
+            return "links into an app venv, without one"
+        if shared.folders_digest(listing.venv_links) != marker.get("venv"):
+            return "the app venv's folders it links to changed since it was built"
     return None
 
 
@@ -267,13 +296,18 @@ def _read_marker(path: Path) -> dict | str:
 
 def _marker_counts(entry: Path) -> Unpacked | None:
     marker = _read_marker(entry / MARKER)
-    return None if isinstance(marker, str) else Unpacked(marker["members"], marker["bytes"])
+    if isinstance(marker, str):
+        return None
+    links = [marker.get(name, 0) for name in ("linked_dirs", "linked_files", "copied_files")]
+    counts = [n if isinstance(n, int) else 0 for n in links]
+    return Unpacked(marker["members"], marker["bytes"], *counts)
 
 
 @dataclass
 class Listing:
     digest: str = ""
     problem: str | None = None
+    venv_links: list[str] = field(default_factory=list)  # absolute link targets (into a venv)
 
 
 def tree_digest(tree: Path) -> Listing:
@@ -283,6 +317,7 @@ def tree_digest(tree: Path) -> Listing:
     digest = hashlib.sha256()
     uid = os.geteuid()
     pending = [""]
+    venv_links: list[str] = []
     try:
         if not stat.S_ISDIR(os.lstat(tree).st_mode):
             return Listing(problem="the tree is not a folder")
@@ -308,13 +343,16 @@ def tree_digest(tree: Path) -> Listing:
                 elif stat.S_ISREG(st.st_mode):
                     line = f"f {name} {stat.S_IMODE(st.st_mode):o} {st.st_size} {st.st_mtime_ns}"
                 elif stat.S_ISLNK(st.st_mode):
-                    line = f"l {name} {os.readlink(entry.path)}"
+                    target = os.readlink(entry.path)
+                    line = f"l {name} {target}"
+                    if target.startswith("/"):  # the unpacker's only absolute links: to the venv
+                        venv_links.append(target)
                 else:
                     return Listing(problem=f"{name} is not a file, folder or link")
                 digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
     except OSError as exc:
         return Listing(problem=f"unreadable tree: {exc.strerror or exc}")
-    return Listing(digest.hexdigest())
+    return Listing(digest.hexdigest(), venv_links=venv_links)
 
 
 def _bytecode_problem(path: str, st: os.stat_result, name: str, uid: int) -> str | None:
@@ -335,7 +373,12 @@ def _bytecode_problem(path: str, st: os.stat_result, name: str, uid: int) -> str
 
 
 def _build(
-    source: IO[bytes], label: str, root: Path, key: str, limits: UnpackLimits
+    source: IO[bytes],
+    label: str,
+    root: Path,
+    key: str,
+    limits: UnpackLimits,
+    shared: VenvPackages | None = None,
 ) -> tuple[Path | None, Unpacked]:
     """Unpack into a staging folder, mark it complete, rename it into the first free slot."""
     try:
@@ -349,7 +392,7 @@ def _build(
             (staging / TREE).mkdir(0o700)
         except OSError as exc:
             raise UnpackWriteError(f"{staging}: {exc.strerror or exc}") from None
-        unpacked = extract(source, label, staging / TREE, limits)
+        unpacked = extract(source, label, staging / TREE, limits, shared=shared)
         try:
             (staging / TREE / PYCACHE).mkdir(
                 0o700, exist_ok=True
@@ -357,11 +400,21 @@ def _build(
             listing = tree_digest(staging / TREE)
             if listing.problem is not None:
                 raise StartupError(f"{label}: the unpacked tree in {staging}: {listing.problem}")
+            venv = None
+            if listing.venv_links:
+                assert shared is not None  # nothing else makes absolute links
+                venv = shared.folders_digest(listing.venv_links)
+                if venv is None:
+                    raise StartupError(f"{label}: the app venv's linked folders cannot be read")
             marker = {
                 "key": key,
                 "members": unpacked.members,
                 "bytes": unpacked.bytes,
+                "linked_dirs": unpacked.linked_dirs,
+                "linked_files": unpacked.linked_files,
+                "copied_files": unpacked.copied_files,
                 "tree": listing.digest,
+                "venv": venv,
                 "created": time.time(),
             }
             fd = os.open(
@@ -379,7 +432,7 @@ def _build(
                 return slot, unpacked
             except OSError:
                 pass  # taken: another worker's entry (use it when sound), or a broken one (try the next)
-            if entry_problem(slot, key, limits) is None:
+            if entry_problem(slot, key, limits, shared) is None:
                 return slot, unpacked
         return None, unpacked
     finally:

@@ -165,7 +165,7 @@ def _unpack(
             cache = None
         else:
             cache = unpack_cached(
-                artifact, label, settings.module_path, limits, settings.artifact_cache
+                artifact, label, settings.module_path, limits, settings.artifact_cache, shared
             )
             unpacked = cache.unpacked
             if phases is not None:
@@ -183,9 +183,8 @@ def _unpack(
 
 
 def _venv_packages(settings: Settings) -> VenvPackages | None:
-    """The app venv's site-packages for the unpacker to link identical members to (a plain
-    unpack only: a cache entry on a network volume outlives the image whose venv it would name)."""
-    if settings.app_venv is None or not settings.link_app_venv or settings.artifact_cache:
+    """The app venv's site-packages for the unpacker to link identical members to."""
+    if settings.app_venv is None or not settings.link_app_venv:
         return None
     folder = site_packages(settings.app_venv)
     return VenvPackages(folder) if folder is not None else None

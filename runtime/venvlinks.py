@@ -37,6 +37,7 @@ import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 _READ = 1 << 20
 
@@ -121,6 +122,56 @@ class VenvPackages:
         if hashlib.sha256(data).digest() != digest:
             raise VenvChanged(f"{self.target(parts)} changed during the unpack")
         return data
+
+    def identity(self) -> str | None:
+        """A short name for this venv's content, for cache keys: its path and the names of its
+        installed distributions (`*.dist-info`, which carry their versions); None if unreadable."""
+        try:
+            with os.scandir(self.root) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".dist-info"))
+        except OSError:
+            return None
+        text = "\n".join([self.root, *names])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+    def folders_digest(self, targets: Iterable[str]) -> str | None:
+        """A digest of the venv folders `targets` (paths under the root) as they are now: every
+        name in them with its kind, mode, size and file time (`__pycache__` aside); None when one
+        is not a real folder under the root or cannot be read."""
+        digest = hashlib.sha256()
+        prefix = self.root + "/"
+        try:
+            for target in sorted(targets):
+                parts = tuple(target[len(prefix) :].split("/"))
+                if not target.startswith(prefix) or "" in parts or ".." in parts:
+                    return None
+                if not self.is_real_dir(parts):
+                    return None
+                digest.update(f"> {target}\n".encode("utf-8", "surrogateescape"))
+                _walk_into(digest, target, "")
+        except OSError:
+            return None
+        return digest.hexdigest()
+
+
+def _walk_into(digest: Any, folder: str, relative: str) -> None:
+    with os.scandir(folder) as entries:
+        found = sorted(entries, key=lambda e: e.name)
+    for entry in found:
+        st = entry.stat(follow_symlinks=False)
+        if entry.name == "__pycache__" and stat.S_ISDIR(st.st_mode):
+            continue
+        name = f"{relative}/{entry.name}" if relative else entry.name
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            line = f"d {name} {mode:o}"
+        elif stat.S_ISREG(st.st_mode):
+            line = f"f {name} {mode:o} {st.st_size} {st.st_mtime_ns}"
+        else:
+            line = f"o {name} {st.st_mode:o}"  # never in a linked folder: the digest then differs
+        digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
+        if stat.S_ISDIR(st.st_mode):
+            _walk_into(digest, entry.path, name)
 
 
 def _lstat_is_dir(path: str) -> bool:

@@ -23,6 +23,7 @@ import pytest
 from support import ROOT, Worker
 from test_artifact import Archive
 
+from runtime.appcache import TREE, python_tag, unpack_cached
 from runtime.artifact import Unpacked, UnpackLimits, unpack_artifact
 from runtime.errors import StartupError
 from runtime.settings import Settings
@@ -258,6 +259,61 @@ def test_linking_is_a_setting(value, expected):
     assert Settings.from_env(env).link_app_venv is expected
 
 
+# --------------------------------------------------------------------------- with the artifact cache
+
+
+def cached(data: bytes, cache: Path, app: Path, venv: Path | None):
+    shared = VenvPackages(venv) if venv is not None else None
+    return unpack_cached(io.BytesIO(data), "ARTIFACT=test.tar.gz", app, LIMITS, cache, shared)
+
+
+def test_a_cache_entry_links_the_venv_and_its_key_names_the_venv(tmp_path, venv):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    data = archive({**SAME, **APP})
+    first = cached(data, cache, tmp_path / "app1", venv)
+    second = cached(data, cache, tmp_path / "app2", venv)
+    assert (first.result, second.result) == ("miss", "hit")
+    assert first.entry == second.entry and first.entry.name.startswith(
+        f"{hashlib.sha256(data).hexdigest()}-{python_tag()}-venv"
+    )
+    tree = first.entry / TREE
+    assert os.readlink(tree / "pkg_same") == str(venv / "pkg_same")
+    unpack(data, tmp_path / "plain", None)
+    assert seen(tmp_path / "app2") == seen(tmp_path / "plain")
+    # the hit reports what the build took from the venv
+    assert second.unpacked == first.unpacked and second.unpacked.linked_dirs == 2
+    # without the venv the same archive has another entry, with every member written
+    third = cached(data, cache, tmp_path / "app3", None)
+    assert third.result == "miss" and third.entry != first.entry
+    assert not (third.entry / TREE / "pkg_same").is_symlink()
+
+
+def test_a_changed_venv_folder_makes_the_entry_doubtful(tmp_path, venv):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    data = archive({**SAME, **APP})
+    first = cached(data, cache, tmp_path / "app1", venv)
+    (venv / "pkg_same" / "mod.py").write_bytes(b"x = 'changed in place'\n")
+    second = cached(data, cache, tmp_path / "app2", venv)
+    assert second.result == "miss" and second.entry == first.entry.with_name(
+        first.entry.name + ".1"
+    )
+    assert "app venv's folders it links to changed" in (second.reason or "")
+    # the new entry no longer links the changed folder, and reads as the archive
+    assert not (second.entry / TREE / "pkg_same").is_symlink()
+    unpack(data, tmp_path / "plain", None)
+    assert seen(tmp_path / "app2") == seen(tmp_path / "plain")
+
+
+def test_another_set_of_distributions_is_another_key(tmp_path, venv):
+    before = VenvPackages(venv).identity()
+    (venv / "extra-1.0.dist-info").mkdir()
+    after = VenvPackages(venv).identity()
+    assert before is not None and after is not None and before != after
+    assert VenvPackages(tmp_path / "nowhere").identity() is None
+
+
 # --------------------------------------------------------------------------- the real entrypoint
 
 
@@ -309,3 +365,33 @@ def test_the_entrypoint_links_a_vendored_package_the_app_venv_holds(tmp_path, li
         }
     else:
         assert "linked_dirs" not in unpacked and boot["app_venv_links"] is None
+
+
+def test_the_entrypoint_with_a_cache_links_the_venv_on_a_miss_and_a_hit(tmp_path):
+    import h11
+
+    package = Path(h11.__file__).parent
+    venv = tmp_path / "venv"
+    packages = venv_with(venv)
+    shutil.copytree(package, packages / "h11", ignore=shutil.ignore_patterns("__pycache__"))
+    artifact = vendoring_artifact(tmp_path, package)
+    cache = tmp_path / "cache"
+    for attempt, expected in enumerate(("miss", "hit")):
+        app = tmp_path / f"app{attempt}"
+        app.mkdir()
+        env = {
+            "FLASH_ARTIFACT_PATH": str(artifact),
+            "FLASH_APP_VENV": str(venv),
+            "FLASH_CACHE_DIR": str(cache),
+        }
+        with Worker(app, env=env) as worker:
+            worker.wait_ready(timeout=60)
+            boot = worker.wait_log(lambda record: record["event"] == "boot")
+            assert boot["artifact_cache"] == expected, worker.output()
+            assert boot["app_venv_links"]["linked_dirs"] == 1, boot
+            response = httpx.get(worker.url + "/noparams", timeout=10)
+            assert response.status_code == 200, response.text
+        entry = Path(os.readlink(app / "h11")).parent
+        assert entry.parent.parent == cache and "-venv" in entry.parent.name
+        assert os.readlink(entry / "h11") == str(packages / "h11")
+        assert seen(app / "h11") == seen(package)
