@@ -44,6 +44,7 @@ help:
 	@echo "  make bench-setup  install wrk and .venv-runtime"
 	@echo "  make bench-profile    py-spy on a server under load"
 	@echo "  make bench-inprocess  the runtime's own cost per request, no server"
+	@echo "  make bench-unpack  the real-app archive unpacked alone: tarfile, the runtime, with app venv links"
 	@echo "Many workers"
 	@echo "  make cluster      3 workers behind HAProxy on http://127.0.0.1:8080 until Ctrl-C"
 	@echo "  make cluster-setup    install HAProxy"
