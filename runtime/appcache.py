@@ -210,6 +210,13 @@ def _owned_problem(st: os.stat_result, what: str) -> str | None:
     return None
 
 
+def _folder_problem(st: os.stat_result, what: str) -> str | None:
+    """Why a folder of the cache (the cache folder, an entry) is not one this worker may trust."""
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    return _owned_problem(st, what)
+
+
 def _usable_root(root: Path) -> str | None:
     """Why the cache folder cannot be used, or None; a missing one is created when the parent allows."""
     try:
@@ -222,9 +229,7 @@ def _usable_root(root: Path) -> str | None:
             return f"cannot create it: {exc.strerror or exc}"
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
-    if not stat.S_ISDIR(st.st_mode):
-        return "not a folder"
-    problem = _owned_problem(st, "the cache folder")
+    problem = _folder_problem(st, "the cache folder")
     if problem is not None:
         return problem
     if not os.access(root, os.W_OK | os.X_OK):
@@ -242,9 +247,7 @@ def entry_problem(
         return "missing"
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
-    if not stat.S_ISDIR(st.st_mode):
-        return "not a folder"
-    problem = _owned_problem(st, "the entry")
+    problem = _folder_problem(st, "the entry")
     if problem is not None:
         return problem
     marker = _read_marker(entry / MARKER)
