@@ -173,6 +173,12 @@ def _req(
     return head.encode("latin-1") + body
 
 
+def _soak_post(rid: str, body: bytes) -> bytes:
+    """The soak's `POST /scalars` with a JSON body and a request id."""
+    headers = ["Host: soak", "Content-Type: application/json", f"X-Request-ID: {rid}"]
+    return _req("POST", "/scalars", [*headers, f"Content-Length: {len(body)}"], body)
+
+
 def _get(item: int) -> bytes:
     return _req("GET", f"/items/{item}?verbose=true", ["Host: x"])
 
@@ -867,18 +873,7 @@ class _Client:
     def json_request(self) -> None:
         y, rid = self.rng.randrange(10**9), f"soak-{next_id()}"
         body = json.dumps({"y": y, "name": rid}).encode()
-        data = _req(
-            "POST",
-            "/scalars",
-            [
-                "Host: soak",
-                "Content-Type: application/json",
-                f"X-Request-ID: {rid}",
-                f"Content-Length: {len(body)}",
-            ],
-            body,
-        )
-        answer = self._exchange(data)
+        answer = self._exchange(_soak_post(rid, body))
         self._check(
             "json",
             answer,
@@ -920,18 +915,7 @@ class _Client:
         body = self.rng.choice(
             [b'{"y": ', b'{"y": "not a number"}', b"[1, 2", b"\xff\xfe", b'{"z": 1}']
         )
-        data = _req(
-            "POST",
-            "/scalars",
-            [
-                "Host: soak",
-                "Content-Type: application/json",
-                f"X-Request-ID: {rid}",
-                f"Content-Length: {len(body)}",
-            ],
-            body,
-        )
-        answer = self._exchange(data)
+        answer = self._exchange(_soak_post(rid, body))
         self._check(
             "bad-body",
             answer,
