@@ -39,8 +39,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-_READ = 1 << 20
-
 
 class VenvChanged(Exception):
     """A venv file no longer holds the bytes it was found to hold earlier in this unpack."""
@@ -77,25 +75,16 @@ class VenvPackages:
             return None
         return info.st_size
 
-    def holds(self, parts: tuple[str, ...], chunks: Iterable[bytes]) -> bool:
-        """Whether the venv file at `parts` holds exactly the bytes of `chunks` (all consumed)."""
+    def holds(self, parts: tuple[str, ...], chunks: list[bytes]) -> bool:
+        """Whether the venv file at `parts` holds exactly the bytes of `chunks`, and no more."""
         try:
             fd = os.open(self.target(parts), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            for _ in chunks:
-                pass
-            return False
-        same = True
-        try:
-            with open(fd, "rb", buffering=0) as venv_file:
-                for chunk in chunks:
-                    if same and _read_exactly(venv_file, len(chunk)) != chunk:
-                        same = False
-                if same and venv_file.read(1):
-                    same = False
+            with open(fd, "rb") as venv_file:  # buffered: read(n) returns n bytes before the end
+                return all(venv_file.read(len(chunk)) == chunk for chunk in chunks) and not (
+                    venv_file.read(1)
+                )
         except OSError:
             return False
-        return same
 
     def listing(self, parts: tuple[str, ...]) -> set[str] | None:
         """The names in the venv folder at `parts` less `__pycache__`; None unless a real folder."""
@@ -179,21 +168,6 @@ def _lstat_is_dir(path: str) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _read_exactly(file, size: int) -> bytes:
-    data = file.read(size)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = file.read(min(size - got, _READ))
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 def site_packages(venv: Path) -> Path | None:
